@@ -1,4 +1,5 @@
 using System.CommandLine;
+using VisualRft.Cli;
 
-var root = new RootCommand("vrft: Visual-RFT from the command line");
+var root = new RootCommand("vrft: Visual-RFT from the command line") { ScoreCommand.Create() };
 return root.Parse(args).Invoke();
