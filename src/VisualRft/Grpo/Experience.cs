@@ -24,7 +24,7 @@ public sealed record Experience(Tensor Sequences, Tensor AttentionMask, int Prom
     public long Count => Sequences.shape[0];
 
     /// <summary>Active completion tokens (the dapo normaliser when this is the whole accumulated batch).</summary>
-    public long CompletionTokens => CompletionMask.sum().item<long>();
+    public long CompletionTokens { get { using var s = CompletionMask.sum().to_type(ScalarType.Int64); return s.item<long>(); } }
 
     /// <summary>Rows [start, start + count): a micro-batch for gradient accumulation. Views, no copy.</summary>
     public Experience Slice(long start, long count)

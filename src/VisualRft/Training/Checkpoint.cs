@@ -81,7 +81,7 @@ public static class Checkpoint
                 ["files"] = files,
                 ["options"] = JsonNode.Parse(options.ToJson()),
             };
-            WriteFile(Path.Combine(tmp, StateFile), s => { using var w = new StreamWriter(s); w.Write(state.ToJsonString(new JsonSerializerOptions { WriteIndented = true })); });
+            WriteFile(Path.Combine(tmp, StateFile), s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(state.ToJsonString(new JsonSerializerOptions { WriteIndented = true })); });
             onFileWritten?.Invoke(StateFile);
 
             // rename(2) of a directory is atomic on one file system; an existing folder of the same step is swapped out first.
