@@ -89,7 +89,7 @@ public static class GrpoLoss
             RewardScaling.None => centred,
             _ => throw new ArgumentOutOfRangeException(nameof(scaling), scaling, "unknown reward scaling"),
         };
-        var zero = std.abs().le(1e-8).data<bool>().ToArray();
+        var zero = std.abs().le(1e-8).cpu().data<bool>().ToArray();
         return new GroupAdvantages(adv.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope(), zero);
     }
 
