@@ -1,0 +1,58 @@
+namespace VisualRft.Grpo;
+
+/// <summary>Mean and unbiased std of one reward component over a step's completions (TRL <c>rewards/&lt;name&gt;/mean|std</c>).</summary>
+public sealed record RewardStat(double Mean, double Std)
+{
+    /// <summary>Std is unbiased (N − 1) like TRL's <c>nanstd</c>; 0 for a single value.</summary>
+    public static RewardStat Of(IReadOnlyCollection<double> values)
+    {
+        if (values.Count == 0) throw new ArgumentException("no values to summarise", nameof(values));
+        var mean = values.Average();
+        var std = values.Count < 2 ? 0 : Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
+        return new RewardStat(mean, std);
+    }
+
+    /// <summary>One stat per named component (e.g. "iou", "confidence", "format").</summary>
+    public static IReadOnlyDictionary<string, RewardStat> OfComponents(IReadOnlyDictionary<string, double[]> components) =>
+        components.ToDictionary(kv => kv.Key, kv => Of(kv.Value));
+}
+
+/// <summary>Wall time of a step's phases in milliseconds (anchors.md §E.2: generation dominates).</summary>
+public sealed record StepTimings(double GenerateMs, double ReferenceMs, double PolicyMs, double OptimizerMs)
+{
+    public double TotalMs => GenerateMs + ReferenceMs + PolicyMs + OptimizerMs;
+}
+
+/// <summary>
+/// Everything one GRPO optimizer step reports (issue 4 "Per-step metrics"; TRL's logged metrics). A skipped step
+/// (non-finite loss or gradient) keeps its rollout metrics and says why it was skipped.
+/// </summary>
+/// <param name="Step">Optimizer steps done after this one (1-based, like HF's <c>global_step</c>).</param>
+/// <param name="Rewards">Per component mean/std.</param>
+/// <param name="Reward">Total reward mean/std.</param>
+/// <param name="FractionZeroStdGroups">Groups with all-equal rewards (TRL <c>frac_reward_zero_std</c>).</param>
+/// <param name="Kl">Masked token mean of the k3 KL; null without a reference.</param>
+/// <param name="Loss">Loss summed over the step's micro-batches (each already divided by the accumulation).</param>
+/// <param name="ClipFraction">Share of tokens in the clipped region (TRL <c>clip_ratio/region_mean</c>).</param>
+/// <param name="GradNorm">Global gradient 2-norm before clipping; NaN/inf when the step was skipped for it.</param>
+/// <param name="CompletionLength">Mean completion length in tokens (through the end token).</param>
+/// <param name="LearningRate">The learning rate this step used.</param>
+/// <param name="Time">Phase split: generate / reference / policy / optimizer.</param>
+/// <param name="TokensPerSecond">Generated tokens / generation seconds.</param>
+/// <param name="Skipped">True when the optimizer step was not applied (weights untouched).</param>
+/// <param name="SkipReason">Why, e.g. "loss is NaN at micro-batch 2" or "non-finite gradient in lm_head.weight".</param>
+public sealed record StepMetrics(
+    int Step,
+    IReadOnlyDictionary<string, RewardStat> Rewards,
+    RewardStat Reward,
+    double FractionZeroStdGroups,
+    double? Kl,
+    double Loss,
+    double ClipFraction,
+    double GradNorm,
+    double CompletionLength,
+    double LearningRate,
+    StepTimings Time,
+    double TokensPerSecond,
+    bool Skipped = false,
+    string? SkipReason = null);
