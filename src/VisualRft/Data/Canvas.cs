@@ -27,7 +27,7 @@ internal sealed class Canvas
         int r = baseLevel + rng.Next(-10, 11), g = baseLevel + rng.Next(-10, 11), b = baseLevel + rng.Next(-10, 11);
         for (var i = 0; i < px.Length; i++)
         {
-            var n = rng.Next(-noise, noise + 1);
+            var n = rng.Grain(noise);
             px[i] = new Rgb24(Clamp(r + n), Clamp(g + n), Clamp(b + n));
         }
     }
@@ -45,7 +45,7 @@ internal sealed class Canvas
         {
             var c = shader((x + 0.5 - cx) / hw, (y + 0.5 - cy) / hh);
             if (c is not { } col) continue;
-            var n = rng.Next(-noise, noise + 1);
+            var n = rng.Grain(noise);
             px[y * Width + x] = new Rgb24(Clamp(col.R + n), Clamp(col.G + n), Clamp(col.B + n));
             x1 = Math.Min(x1, x); y1 = Math.Min(y1, y); x2 = Math.Max(x2, x + 1); y2 = Math.Max(y2, y + 1);
         }

@@ -56,12 +56,14 @@ internal static class ClassificationGenerator
         "solid circle" => (u, v) => u * u + v * v <= 1 ? fill : null,
         "hollow circle" => (u, v) => u * u + v * v <= 1 && u * u + v * v >= 0.25 ? fill : null,
         "dotted circle" => (u, v) => u * u + v * v <= 0.09 ? dark : u * u + v * v <= 1 ? fill : null,
-        "upright triangle" => (u, v) => ShapeVocabulary.Contains("triangle", u, v) ? fill : null,
-        "inverted triangle" => (u, v) => ShapeVocabulary.Contains("triangle", u, -v) ? fill : null,
+        "upright triangle" => (u, v) => Triangle(u, v) ? fill : null,
+        "inverted triangle" => (u, v) => Triangle(u, -v) ? fill : null,
         "bordered diamond" => (u, v) => Math.Abs(u) + Math.Abs(v) <= 1 ? (Math.Abs(u) + Math.Abs(v) >= 0.7 ? dark : fill) : null,
         "plain diamond" => (u, v) => Math.Abs(u) + Math.Abs(v) <= 1 ? fill : null,
         _ => throw new ArgumentException($"unknown class '{className}' (known: {string.Join(", ", ClassNames)})", nameof(className)),
     };
+
+    static readonly Func<double, double, bool> Triangle = ShapeVocabulary.Mask("triangle");
 
     /// <summary>A square cut into 2n+1 equal horizontal bands; the n odd bands are dark stripes.</summary>
     static Func<double, double, Rgb24?> Stripes(int n, Rgb24 fill, Rgb24 dark) => (u, v) =>

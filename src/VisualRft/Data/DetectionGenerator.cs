@@ -66,6 +66,7 @@ internal static class DetectionGenerator
     {
         ShapeVocabulary.TrySplit(category, out var colour, out var shape);
         var fill = ShapeVocabulary.Jittered(colour, rng);
-        return canvas.Paint(nominal, (u, v) => ShapeVocabulary.Contains(shape, u, v) ? fill : (Rgb24?)null, rng);
+        var inside = ShapeVocabulary.Mask(shape);
+        return canvas.Paint(nominal, (u, v) => inside(u, v) ? fill : (Rgb24?)null, rng);
     }
 }

@@ -56,6 +56,21 @@ internal sealed class ShapeRng
     /// <summary>Uniform double in [0, 1) with 53 random bits.</summary>
     public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
 
+    /// <summary>
+    /// Integer grain in [−a, a] for pixel noise, eight draws per 64-bit word (byte mod 2a+1: a slight bias that does not
+    /// matter for texture, and four times faster than <see cref="Next(int)"/> per pixel).
+    /// </summary>
+    public int Grain(int a)
+    {
+        if (grainLeft == 0) { grainWord = NextUInt64(); grainLeft = 8; }
+        var b = (int)(grainWord & 0xFF);
+        grainWord >>= 8; grainLeft--;
+        return b % (2 * a + 1) - a;
+    }
+
+    ulong grainWord;
+    int grainLeft;
+
     public double Uniform(double lo, double hi) => lo + (hi - lo) * NextDouble();
 
     public bool Chance(double p) => NextDouble() < p;

@@ -44,14 +44,17 @@ public static class ShapeVocabulary
     }
 
     /// <summary>Whether the point (u, v) of the unit square [−1, 1]² (v grows downwards) lies inside the shape.</summary>
-    internal static bool Contains(string shape, double u, double v) => shape switch
+    internal static bool Contains(string shape, double u, double v) => Mask(shape)(u, v);
+
+    /// <summary>The shape's inside test, looked up once per object rather than per pixel.</summary>
+    internal static Func<double, double, bool> Mask(string shape) => shape switch
     {
-        "circle" => u * u + v * v <= 1.0,
-        "square" => Math.Abs(u) <= 1.0 && Math.Abs(v) <= 1.0,
-        "triangle" => v <= 1.0 && Math.Abs(u) <= (v + 1.0) / 2.0,          // apex up, base along the bottom edge
-        "diamond" => Math.Abs(u) + Math.Abs(v) <= 1.0,
-        "cross" => (Math.Abs(u) <= 0.34 && Math.Abs(v) <= 1.0) || (Math.Abs(v) <= 0.34 && Math.Abs(u) <= 1.0),
-        "star" => InsidePolygon(Star, u, v),
+        "circle" => static (u, v) => u * u + v * v <= 1.0,
+        "square" => static (u, v) => Math.Abs(u) <= 1.0 && Math.Abs(v) <= 1.0,
+        "triangle" => static (u, v) => v <= 1.0 && Math.Abs(u) <= (v + 1.0) / 2.0,          // apex up, base along the bottom edge
+        "diamond" => static (u, v) => Math.Abs(u) + Math.Abs(v) <= 1.0,
+        "cross" => static (u, v) => (Math.Abs(u) <= 0.34 && Math.Abs(v) <= 1.0) || (Math.Abs(v) <= 0.34 && Math.Abs(u) <= 1.0),
+        "star" => static (u, v) => InsidePolygon(Star, u, v),
         _ => throw new ArgumentException($"unknown shape '{shape}' (known: {string.Join(", ", Shapes)})", nameof(shape)),
     };
 
