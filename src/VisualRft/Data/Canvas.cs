@@ -38,12 +38,12 @@ internal sealed class Canvas
     /// </summary>
     public PixelBox Paint(PixelBox nominal, Func<double, double, Rgb24?> shader, ShapeRng rng, int noise = 4)
     {
-        double cx = nominal.CenterX, cy = nominal.CenterY, hw = nominal.Width / 2.0, hh = nominal.Height / 2.0;
+        double cx = nominal.CenterX, cy = nominal.CenterY, sx = 2.0 / nominal.Width, sy = 2.0 / nominal.Height;
         int x1 = int.MaxValue, y1 = int.MaxValue, x2 = int.MinValue, y2 = int.MinValue;
         for (var y = Math.Max(0, nominal.Y1); y < Math.Min(Height, nominal.Y2); y++)
         for (var x = Math.Max(0, nominal.X1); x < Math.Min(Width, nominal.X2); x++)
         {
-            var c = shader((x + 0.5 - cx) / hw, (y + 0.5 - cy) / hh);
+            var c = shader((x + 0.5 - cx) * sx, (y + 0.5 - cy) * sy);
             if (c is not { } col) continue;
             var n = rng.Grain(noise);
             px[y * Width + x] = new Rgb24(Clamp(col.R + n), Clamp(col.G + n), Clamp(col.B + n));
