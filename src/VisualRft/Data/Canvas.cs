@@ -1,0 +1,59 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace VisualRft.Data;
+
+/// <summary>
+/// A tiny software rasteriser (ImageSharp.Drawing is not available, platform-notes/anchors): shapes are painted by testing
+/// pixel centres against a mask in the shape's unit square, so the ground-truth box is the exact extent of the painted
+/// pixels. Only +, −, ×, ÷ on doubles are used (no trigonometry), which IEEE 754 makes identical on every platform.
+/// </summary>
+internal sealed class Canvas
+{
+    readonly Rgb24[] px;
+    public int Width { get; }
+    public int Height { get; }
+
+    public Canvas(int width, int height)
+    {
+        Width = width; Height = height;
+        px = new Rgb24[width * height];
+    }
+
+    /// <summary>A light, slightly tinted flat background with ±<paramref name="noise"/> luminance grain.</summary>
+    public void Background(ShapeRng rng, int noise = 5)
+    {
+        var baseLevel = rng.Next(190, 236);
+        int r = baseLevel + rng.Next(-10, 11), g = baseLevel + rng.Next(-10, 11), b = baseLevel + rng.Next(-10, 11);
+        for (var i = 0; i < px.Length; i++)
+        {
+            var n = rng.Grain(noise);
+            px[i] = new Rgb24(Clamp(r + n), Clamp(g + n), Clamp(b + n));
+        }
+    }
+
+    /// <summary>
+    /// Paints the pixels of <paramref name="nominal"/> whose centre the shader colours; u, v run from −1 to 1 across the box.
+    /// Returns the tight box of the painted pixels.
+    /// </summary>
+    public PixelBox Paint(PixelBox nominal, Func<double, double, Rgb24?> shader, ShapeRng rng, int noise = 4)
+    {
+        double cx = nominal.CenterX, cy = nominal.CenterY, sx = 2.0 / nominal.Width, sy = 2.0 / nominal.Height;
+        int x1 = int.MaxValue, y1 = int.MaxValue, x2 = int.MinValue, y2 = int.MinValue;
+        for (var y = Math.Max(0, nominal.Y1); y < Math.Min(Height, nominal.Y2); y++)
+        for (var x = Math.Max(0, nominal.X1); x < Math.Min(Width, nominal.X2); x++)
+        {
+            var c = shader((x + 0.5 - cx) * sx, (y + 0.5 - cy) * sy);
+            if (c is not { } col) continue;
+            var n = rng.Grain(noise);
+            px[y * Width + x] = new Rgb24(Clamp(col.R + n), Clamp(col.G + n), Clamp(col.B + n));
+            x1 = Math.Min(x1, x); y1 = Math.Min(y1, y); x2 = Math.Max(x2, x + 1); y2 = Math.Max(y2, y + 1);
+        }
+        if (x1 == int.MaxValue) throw new InvalidOperationException($"shape in {nominal} painted no pixel (box too small for the image)");
+        return new PixelBox(x1, y1, x2, y2);
+    }
+
+    public Image<Rgb24> ToImage() => Image.LoadPixelData<Rgb24>(px, Width, Height);
+
+    static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
+}

@@ -1,0 +1,249 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace VisualRft.Data;
+
+/// <summary>The paper's four settings (visual-rft-spec.md §5, §7): which categories train and which test.</summary>
+public enum DatasetTask { Detection, Classification, Grounding, OpenVocabularyDetection }
+
+/// <summary>Which of the manifest's category lists a split draws from.</summary>
+public enum CategorySelection { None, Base, Novel, All }
+
+/// <summary>
+/// One split: the categories it queries and its size — images per category for detection and classification (the "shots"
+/// of the training split), total images for grounding.
+/// </summary>
+public sealed record SplitSpec(CategorySelection Categories, int Size);
+
+/// <summary>
+/// A synthetic dataset's description, read from <c>data-manifests/{name}.json</c>. Every key is required except
+/// <c>shotOptions</c>; unknown keys and values are errors that name the file and the key.
+/// </summary>
+/// <param name="Name">Lower-case id, also the file name without ".json".</param>
+/// <param name="Description">What the dataset mirrors in the paper, for dataset cards.</param>
+/// <param name="Task">detection | classification | grounding | open-vocabulary-detection.</param>
+/// <param name="Generator">"shapes-detection" (detection, open-vocabulary detection), "shapes-classification" or "shapes-grounding".</param>
+/// <param name="PromptTemplate">"visual-rft-detection" (§3.2), "visual-rft-classification" (§3.3) or "lisa-grounding" (§3.4).</param>
+/// <param name="Seed">Root of every sample's random stream.</param>
+/// <param name="ImageSize">Square image side in pixels, a multiple of 28 (one Qwen2-VL visual token per 28×28 pixels).</param>
+/// <param name="BaseCategories">Manifest key categories.base: seen in pre-training (open-vocabulary: the training categories).</param>
+/// <param name="NovelCategories">Manifest key categories.novel: disjoint from the base categories.</param>
+/// <param name="ShotOptions">The shot counts the paper reports for this setting (documentation for cards and sweeps).</param>
+/// <param name="Train">The training split.</param>
+/// <param name="Test">The held-out split.</param>
+/// <param name="Source">Where the manifest came from (file path or "embedded:{name}"), used in error messages.</param>
+public sealed record DatasetManifest(
+    string Name,
+    string Description,
+    DatasetTask Task,
+    string Generator,
+    string PromptTemplate,
+    int Seed,
+    int ImageSize,
+    IReadOnlyList<string> BaseCategories,
+    IReadOnlyList<string> NovelCategories,
+    IReadOnlyList<int> ShotOptions,
+    SplitSpec Train,
+    SplitSpec Test,
+    string Source)
+{
+    public const int MinImageSize = 56, MaxImageSize = 448;
+
+    static readonly string[] Keys =
+        ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test"];
+
+    static readonly Dictionary<string, DatasetTask> Tasks = new()
+    {
+        ["detection"] = DatasetTask.Detection,
+        ["classification"] = DatasetTask.Classification,
+        ["grounding"] = DatasetTask.Grounding,
+        ["open-vocabulary-detection"] = DatasetTask.OpenVocabularyDetection,
+    };
+
+    static readonly Dictionary<string, CategorySelection> Selections = new()
+    {
+        ["base"] = CategorySelection.Base, ["novel"] = CategorySelection.Novel, ["all"] = CategorySelection.All,
+    };
+
+    /// <summary>The category list a split draws from, in manifest order.</summary>
+    public IReadOnlyList<string> CategoriesOf(CategorySelection selection) => selection switch
+    {
+        CategorySelection.Base => BaseCategories,
+        CategorySelection.Novel => NovelCategories,
+        CategorySelection.All => [.. BaseCategories, .. NovelCategories],
+        _ => [],
+    };
+
+    public CategoryGroup GroupOf(string category) =>
+        NovelCategories.Contains(category) ? CategoryGroup.Novel : CategoryGroup.Base;
+
+    /// <summary>The task a sample carries (open-vocabulary detection is scored as detection).</summary>
+    public VisualTask SampleTask => Task switch
+    {
+        DatasetTask.Classification => VisualTask.Classification,
+        DatasetTask.Grounding => VisualTask.Grounding,
+        _ => VisualTask.Detection,
+    };
+
+    public static DatasetManifest Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"dataset manifest not found: {path}", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses and validates manifest JSON; <paramref name="source"/> names it in errors.</summary>
+    public static DatasetManifest Parse(string json, string source)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw Error(source, "", "the manifest must be a JSON object");
+            CheckKeys(root, Keys, source, "");
+
+            var task = Enum(Str(root, "task", source), Tasks, source, "task");
+            var cats = Obj(root, "categories", source);
+            CheckKeys(cats, ["base", "novel"], source, "categories.");
+            var manifest = new DatasetManifest(
+                Name: Str(root, "name", source),
+                Description: Str(root, "description", source),
+                Task: task,
+                Generator: Str(root, "generator", source),
+                PromptTemplate: Str(root, "promptTemplate", source),
+                Seed: Int(root, "seed", source),
+                ImageSize: Int(root, "imageSize", source),
+                BaseCategories: StrList(cats, "base", source, "categories."),
+                NovelCategories: StrList(cats, "novel", source, "categories."),
+                ShotOptions: root.TryGetProperty("shotOptions", out var so) ? IntList(so, source, "shotOptions") : [],
+                Train: Split(root, "train", source),
+                Test: Split(root, "test", source),
+                Source: source);
+            manifest.Validate();
+            return manifest;
+        }
+    }
+
+    /// <summary>A copy with some values replaced, validated again (e.g. a different shot count or seed).</summary>
+    public DatasetManifest With(int? shots = null, int? testSize = null, int? seed = null, int? imageSize = null)
+    {
+        var m = this with
+        {
+            Train = Train with { Size = shots ?? Train.Size },
+            Test = Test with { Size = testSize ?? Test.Size },
+            Seed = seed ?? Seed,
+            ImageSize = imageSize ?? ImageSize,
+        };
+        m.Validate();
+        return m;
+    }
+
+    /// <summary>Checks the cross-key rules; throws <see cref="InvalidDataException"/> naming the source and key.</summary>
+    public void Validate()
+    {
+        if (!Regex.IsMatch(Name, "^[a-z0-9][a-z0-9-]*$")) throw Error(Source, "name", $"must be lower-case letters, digits and '-', got '{Name}'");
+        if (Seed < 0) throw Error(Source, "seed", $"must be a non-negative integer, got {Seed}");
+        if (ImageSize < MinImageSize || ImageSize > MaxImageSize || ImageSize % 28 != 0)
+            throw Error(Source, "imageSize", $"must be a multiple of 28 between {MinImageSize} and {MaxImageSize}, got {ImageSize}");
+
+        var (generator, template) = Task switch
+        {
+            DatasetTask.Classification => ("shapes-classification", Prompts.ClassificationTemplateId),
+            DatasetTask.Grounding => ("shapes-grounding", Prompts.GroundingTemplateId),
+            _ => ("shapes-detection", Prompts.DetectionTemplateId),
+        };
+        if (Generator != generator) throw Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Generator}'");
+        if (PromptTemplate != template) throw Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{PromptTemplate}'");
+
+        var known = Task == DatasetTask.Classification ? ClassificationGenerator.ClassNames : ShapeVocabulary.Categories;
+        foreach (var (key, list) in new[] { ("categories.base", BaseCategories), ("categories.novel", NovelCategories) })
+        {
+            foreach (var c in list)
+                if (!known.Contains(c)) throw Error(Source, key, $"unknown category '{c}' for generator '{Generator}' (known: {string.Join(", ", known)})");
+            var dup = list.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
+            if (dup != null) throw Error(Source, key, $"category '{dup.Key}' is listed twice");
+        }
+        var both = BaseCategories.Intersect(NovelCategories).FirstOrDefault();
+        if (both != null) throw Error(Source, "categories", $"'{both}' is both base and novel; the sets must be disjoint");
+        if (BaseCategories.Count + NovelCategories.Count < 2) throw Error(Source, "categories", "at least two categories are needed (targets and distractors)");
+        foreach (var s in ShotOptions)
+            if (s < 1) throw Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
+
+        CheckSplit("train", Train);
+        CheckSplit("test", Test);
+        if (Task == DatasetTask.OpenVocabularyDetection && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
+            throw Error(Source, "train.categories", "open-vocabulary detection trains on 'base' and tests on 'novel' (visual-rft-spec.md §5.2)");
+    }
+
+    void CheckSplit(string key, SplitSpec split)
+    {
+        if (split.Size < 1) throw Error(Source, key + ".size", $"must be a positive integer, got {split.Size}");
+        if (Task == DatasetTask.Grounding)
+        {
+            if (split.Categories != CategorySelection.None)
+                throw Error(Source, key + ".categories", "grounding splits draw scenes from all categories; remove this key");
+            return;
+        }
+        if (split.Categories == CategorySelection.None) throw Error(Source, key + ".categories", "is required (base, novel or all)");
+        if (CategoriesOf(split.Categories).Count == 0) throw Error(Source, key + ".categories", $"selects '{split.Categories.ToString().ToLowerInvariant()}', which is empty");
+    }
+
+    string TaskName => Tasks.First(kv => kv.Value == Task).Key;
+
+    static SplitSpec Split(JsonElement root, string key, string source)
+    {
+        var o = Obj(root, key, source);
+        CheckKeys(o, ["categories", "size"], source, key + ".");
+        var sel = o.TryGetProperty("categories", out _) ? Enum(Str(o, "categories", source, key + "."), Selections, source, key + ".categories") : CategorySelection.None;
+        return new SplitSpec(sel, Int(o, "size", source, key + "."));
+    }
+
+    static void CheckKeys(JsonElement o, string[] known, string source, string prefix)
+    {
+        foreach (var p in o.EnumerateObject())
+            if (!known.Contains(p.Name)) throw Error(source, prefix + p.Name, $"unknown key (known: {string.Join(", ", known)})");
+    }
+
+    static JsonElement Get(JsonElement o, string key, string source, string prefix) =>
+        o.TryGetProperty(key, out var v) ? v : throw Error(source, prefix + key, "is missing");
+
+    static JsonElement Obj(JsonElement o, string key, string source)
+    {
+        var v = Get(o, key, source, "");
+        return v.ValueKind == JsonValueKind.Object ? v : throw Error(source, key, $"must be an object, got {v.ValueKind}");
+    }
+
+    static string Str(JsonElement o, string key, string source, string prefix = "")
+    {
+        var v = Get(o, key, source, prefix);
+        return v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString()! : throw Error(source, prefix + key, $"must be a non-empty string, got {v.GetRawText()}");
+    }
+
+    static int Int(JsonElement o, string key, string source, string prefix = "")
+    {
+        var v = Get(o, key, source, prefix);
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw Error(source, prefix + key, $"must be an integer, got {v.GetRawText()}");
+    }
+
+    static IReadOnlyList<string> StrList(JsonElement o, string key, string source, string prefix)
+    {
+        var v = Get(o, key, source, prefix);
+        if (v.ValueKind != JsonValueKind.Array) throw Error(source, prefix + key, $"must be an array of strings, got {v.ValueKind}");
+        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && e.GetString()!.Length > 0
+            ? e.GetString()! : throw Error(source, prefix + key, $"entries must be non-empty strings, got {e.GetRawText()}"))];
+    }
+
+    static IReadOnlyList<int> IntList(JsonElement v, string source, string key)
+    {
+        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of integers, got {v.ValueKind}");
+        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var i)
+            ? i : throw Error(source, key, $"entries must be integers, got {e.GetRawText()}"))];
+    }
+
+    static T Enum<T>(string value, Dictionary<string, T> map, string source, string key) =>
+        map.TryGetValue(value, out var t) ? t : throw Error(source, key, $"unknown value '{value}' (known: {string.Join(", ", map.Keys)})");
+
+    static InvalidDataException Error(string source, string key, string message) =>
+        new(key.Length == 0 ? $"{source}: {message}" : $"{source}: key '{key}' {message}");
+}

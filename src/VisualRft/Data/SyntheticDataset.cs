@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace VisualRft.Data;
+
+/// <summary>
+/// The train and test samples a manifest describes. Generation is deterministic: the same manifest (after overrides) gives
+/// byte-identical images and texts, and each sample depends only on (seed, split, category, index), so the k-shot training
+/// split is the first k images per category of any larger one (1 ⊂ 2 ⊂ 4 ⊂ 8 ⊂ 16 shots, as in few-shot benchmarks).
+/// Owns the images: dispose it when done.
+/// </summary>
+public sealed class SyntheticDataset : IDisposable
+{
+    public DatasetManifest Manifest { get; }
+    public IReadOnlyList<VisualSample> Train { get; }
+    public IReadOnlyList<VisualSample> Test { get; }
+
+    SyntheticDataset(DatasetManifest manifest, IReadOnlyList<VisualSample> train, IReadOnlyList<VisualSample> test)
+    {
+        Manifest = manifest; Train = train; Test = test;
+    }
+
+    /// <summary>Generates the dataset; <paramref name="shots"/> replaces the training size (images per category; grounding: images).</summary>
+    public static SyntheticDataset FromManifest(DatasetManifest manifest, int? shots = null, int? testSize = null, int? seed = null, int? imageSize = null)
+    {
+        var m = manifest.With(shots, testSize, seed, imageSize);
+        return new SyntheticDataset(m, Generate(m, DatasetSplit.Train), Generate(m, DatasetSplit.Test));
+    }
+
+    /// <summary>One split, category-major (all images of the first category, then the next).</summary>
+    public static IReadOnlyList<VisualSample> Generate(DatasetManifest m, DatasetSplit split)
+    {
+        var spec = split == DatasetSplit.Train ? m.Train : m.Test;
+        if (m.Task == DatasetTask.Grounding)
+            return [.. Enumerable.Range(0, spec.Size).Select(i => GroundingGenerator.Generate(m, split, i))];
+        var samples = new List<VisualSample>();
+        foreach (var category in m.CategoriesOf(spec.Categories))
+            for (var i = 0; i < spec.Size; i++)
+                samples.Add(m.Task == DatasetTask.Classification
+                    ? ClassificationGenerator.Generate(m, split, category, i)
+                    : DetectionGenerator.Generate(m, split, category, i));
+        return samples;
+    }
+
+    /// <summary>SHA-256 (hex) over every sample's id, pixels, problem and solution, in order: equal fingerprints, equal data.</summary>
+    public string Fingerprint() => FingerprintOf([.. Train, .. Test]);
+
+    public static string FingerprintOf(IEnumerable<VisualSample> samples)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var pixels = Array.Empty<byte>();
+        foreach (var s in samples)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(s.Id + "\0" + s.Problem + "\0" + s.Solution + "\0"));
+            var n = s.Image.Width * s.Image.Height * 3;
+            if (pixels.Length != n) pixels = new byte[n];
+            s.Image.CopyPixelDataTo(pixels);
+            sha.AppendData(pixels);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in Train) s.Image.Dispose();
+        foreach (var s in Test) s.Image.Dispose();
+    }
+}

@@ -1,0 +1,98 @@
+using VisualRft.Data;
+
+namespace VisualRft.Tests.Data;
+
+public class ManifestTests
+{
+    static readonly string Folder = Path.Combine(Golden.RepoRoot, SyntheticDatasets.FolderName);
+    static readonly string[] Expected = ["shapes-classification", "shapes-detection", "shapes-grounding", "shapes-ovd"];
+
+    [Fact]
+    public void Every_repository_manifest_is_embedded_identically()
+    {
+        Assert.Equal(Expected, SyntheticDatasets.Names);
+        foreach (var name in Expected)
+        {
+            var file = DatasetManifest.Load(Path.Combine(Folder, name + ".json"));
+            var embedded = SyntheticDatasets.Embedded(name);
+            Assert.Equal(name, file.Name);
+            Assert.Equal(file with { Source = "" }, embedded with { Source = "" }, new ManifestComparer());
+        }
+    }
+
+    [Fact]
+    public void Lookup_prefers_the_folder_then_the_embedded_copy()
+    {
+        Assert.Equal(Path.Combine(Folder, "shapes-detection.json"), SyntheticDatasets.Manifest("shapes-detection", Golden.RepoRoot).Source);
+        var elsewhere = Directory.CreateTempSubdirectory("vrft-manifests").FullName;
+        try
+        {
+            Assert.Equal("embedded:shapes-detection", SyntheticDatasets.Manifest("shapes-detection", elsewhere).Source);
+            var e = Assert.Throws<ArgumentException>(() => SyntheticDatasets.Manifest("no-such-set", elsewhere));
+            Assert.Contains("shapes-detection", e.Message);
+        }
+        finally { Directory.Delete(elsewhere, true); }
+    }
+
+    [Fact]
+    public void Manifests_describe_the_papers_settings()
+    {
+        var det = SyntheticDatasets.Embedded("shapes-detection");
+        Assert.Equal(DatasetTask.Detection, det.Task);
+        Assert.Equal([1, 2, 4, 8, 16], det.ShotOptions);
+        Assert.Equal(8, det.NovelCategories.Count);                 // like the paper's 8 COCO few-shot classes
+        Assert.Equal(CategorySelection.Novel, det.Train.Categories);
+        var ovd = SyntheticDatasets.Embedded("shapes-ovd");
+        Assert.Equal((CategorySelection.Base, CategorySelection.Novel), (ovd.Train.Categories, ovd.Test.Categories));
+        Assert.Empty(ovd.BaseCategories.Intersect(ovd.NovelCategories));
+        Assert.All(Expected.Select(SyntheticDatasets.Embedded), m => Assert.Equal(0, m.ImageSize % 28));
+    }
+
+    const string Valid = """
+        { "name": "t", "description": "d", "task": "detection", "generator": "shapes-detection",
+          "promptTemplate": "visual-rft-detection", "seed": 1, "imageSize": 112,
+          "categories": { "base": ["red circle", "blue square"], "novel": ["green star"] },
+          "train": { "categories": "novel", "size": 2 }, "test": { "categories": "novel", "size": 3 } }
+        """;
+
+    [Theory]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"colour\": 3,", "key 'colour' unknown key")]
+    [InlineData("\"size\": 2 }", "\"size\": 2, \"shots\": 4 }", "key 'train.shots' unknown key")]
+    [InlineData("\"task\": \"detection\"", "\"task\": \"segmentation\"", "key 'task' unknown value 'segmentation'")]
+    [InlineData("\"imageSize\": 112", "\"imageSize\": 100", "key 'imageSize' must be a multiple of 28")]
+    [InlineData("\"imageSize\": 112", "\"imageSize\": \"112\"", "key 'imageSize' must be an integer")]
+    [InlineData("\"green star\"]", "\"red circle\"]", "'red circle' is both base and novel")]
+    [InlineData("\"green star\"]", "\"pink star\"]", "key 'categories.novel' unknown category 'pink star'")]
+    [InlineData("\"generator\": \"shapes-detection\"", "\"generator\": \"shapes-grounding\"", "key 'generator' task 'detection' needs generator 'shapes-detection'")]
+    [InlineData("\"size\": 3 }", "\"size\": 0 }", "key 'test.size' must be a positive integer")]
+    [InlineData("\"categories\": \"novel\", \"size\": 2", "\"size\": 2", "key 'train.categories' is required")]
+    [InlineData("\"seed\": 1,", "", "key 'seed' is missing")]
+    [InlineData("\"task\": \"detection\"", "\"task\": \"open-vocabulary-detection\"", "trains on 'base' and tests on 'novel'")]
+    public void Invalid_manifests_name_the_file_and_the_key(string from, string to, string message)
+    {
+        Assert.NotNull(DatasetManifest.Parse(Valid, "ok.json"));
+        var e = Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse(Valid.Replace(from, to), "bad.json"));
+        Assert.StartsWith("bad.json: ", e.Message);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void Overrides_are_validated()
+    {
+        var m = DatasetManifest.Parse(Valid, "ok.json");
+        Assert.Equal(16, m.With(shots: 16).Train.Size);
+        Assert.Contains("train.size", Assert.Throws<InvalidDataException>(() => m.With(shots: 0)).Message);
+        Assert.Contains("imageSize", Assert.Throws<InvalidDataException>(() => m.With(imageSize: 120)).Message);
+        Assert.Throws<FileNotFoundException>(() => DatasetManifest.Load(Path.Combine(Folder, "missing.json")));
+        Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse("{", "x.json")).Message);
+    }
+
+    /// <summary>Records with list members compare lists by reference; compare their contents.</summary>
+    sealed class ManifestComparer : IEqualityComparer<DatasetManifest>
+    {
+        public bool Equals(DatasetManifest? a, DatasetManifest? b) =>
+            a!.ToString() == b!.ToString() && a.BaseCategories.SequenceEqual(b.BaseCategories)
+            && a.NovelCategories.SequenceEqual(b.NovelCategories) && a.ShotOptions.SequenceEqual(b.ShotOptions);
+        public int GetHashCode(DatasetManifest m) => m.Name.GetHashCode();
+    }
+}
