@@ -66,10 +66,10 @@ public sealed partial class Qwen2VLForConditionalGeneration
         if (g > 1)
         {
             logits = logits.repeat_interleave(g, 0);
-            deltas = deltas.repeat_interleave(g, 0);
             keyMask = keyMask.repeat_interleave(g, 0);
         }
-        deltas = deltas.to(device);
+        // Real tokens before decode step c: the prompt's unpadded length + c (see RopeIndex for the delta).
+        var basePos = (deltas.to(device) + promptMask.to(device).to_type(ScalarType.Int64).sum(1, keepdim: true)).repeat_interleave(g, 0);
         var stops = torch.tensor((options.StopTokenIds ?? []).ToArray(), ScalarType.Int64, device);
         var finished = torch.zeros(n, ScalarType.Bool, device);
         var ids = new List<Tensor>();
@@ -90,9 +90,9 @@ public sealed partial class Qwen2VLForConditionalGeneration
             finished = nowFinished;
             if (c == options.MaxNewTokens - 1 || finished.all().item<bool>()) break;
 
-            // Decode one token at cache position p + c; its M-RoPE position is p + c + rope_delta on all axes.
+            // Decode one token at cache slot p + c; its M-RoPE position is the same on all three axes.
             keyMask.narrow(1, p + c, 1).fill_(true);
-            var position = (deltas + (p + c)).unsqueeze(0).expand(3, n, 1);
+            var position = (basePos + c).unsqueeze(0).expand(3, n, 1);
             var h = model.forward(model.embed_tokens.forward(next.unsqueeze(1)), position, keyMask.narrow(1, 0, p + c + 1), cache, p + c);
             var newLogits = Logits(h).squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
             logits.Dispose();

@@ -6,8 +6,11 @@ namespace VisualRft.Models.Qwen2VL;
 /// <summary>
 /// get_rope_index (spec §5.4): 3-axis M-RoPE positions for a left- or right-padded batch. Per row, over the tokens
 /// whose mask is 1: text runs count up on all three axes; each image run of t·(h/m)·(w/m) tokens gets
-/// (t, row, column) offsets from the position after the preceding text; padded positions get 1. The rope delta of a
-/// row is (largest position + 1) − padded length, so that decoding step c uses position c + delta (spec §5.5).
+/// (t, row, column) offsets from the position after the preceding text; padded positions get 0 (transformers 5.x, the
+/// golden reference; 4.x wrote 1 — no output depends on it, as padded keys are masked). The rope delta of a row is
+/// (largest position + 1) − (number of unpadded tokens), as transformers 5.x defines it, so that the k-th real token
+/// of the row (0-based, counting generated ones) has M-RoPE position k + delta on all axes when decoding (spec §5.5;
+/// 4.x subtracted the padded length and added the cache index instead — the same positions).
 /// </summary>
 public static class RopeIndex
 {
@@ -27,7 +30,6 @@ public static class RopeIndex
         else { using var mc = attentionMask.to_type(ScalarType.Int64).cpu(); mask = mc.data<long>().ToArray(); }
 
         var pos = new long[3 * n * s];
-        Array.Fill(pos, 1L);
         var deltas = new long[n];
         var image = 0;
         for (int b = 0; b < n; b++)
@@ -69,7 +71,7 @@ public static class RopeIndex
             var max = valid.Length == 0 ? 0 : Enumerable.Range(0, valid.Length).Max(j => Math.Max(rowPos[0, j], Math.Max(rowPos[1, j], rowPos[2, j])));
             for (int a = 0; a < 3; a++)
                 for (int j = 0; j < valid.Length; j++) pos[(a * n + b) * s + valid[j]] = rowPos[a, j];
-            deltas[b] = max + 1 - s;
+            deltas[b] = max + 1 - valid.Length;
         }
         if (image != grid.Length)
             throw new ArgumentException($"image_grid_thw has {grid.Length} rows but the input ids hold {image} image-token runs");
