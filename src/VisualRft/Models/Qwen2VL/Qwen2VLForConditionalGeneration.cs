@@ -32,8 +32,8 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
         RegisterComponents();
     }
 
-    public Device Device => model.embed_tokens.weight!.device;
-    public ScalarType DType => model.embed_tokens.weight!.dtype;
+    public Device Device => model.embed_tokens.weight.device;
+    public ScalarType DType => model.embed_tokens.weight.dtype;
 
     /// <summary>Vision tower + merger: pixel_values [P,1176], image_grid_thw [n,3] → image embeddings [P/4, hidden].
     /// Compute once per image and reuse across the samples of a group.</summary>
@@ -90,5 +90,5 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
 
     /// <summary>lm_head, or the tied embedding matrix.</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight!);
+        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight);
 }

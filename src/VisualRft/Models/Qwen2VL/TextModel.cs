@@ -11,14 +11,14 @@ namespace VisualRft.Models.Qwen2VL;
 public sealed class Qwen2TextModel : nn.Module
 {
     readonly Qwen2VLTextConfig cfg;
-    public readonly Embedding embed_tokens;
+    public readonly TokenEmbedding embed_tokens;
     public readonly ModuleList<Qwen2DecoderLayer> layers;
     public readonly RmsNorm norm;
 
     public Qwen2TextModel(Qwen2VLTextConfig cfg, Device? device = null, ScalarType? dtype = null) : base("model")
     {
         this.cfg = cfg;
-        embed_tokens = nn.Embedding(cfg.VocabSize, cfg.HiddenSize, device: device, dtype: dtype);
+        embed_tokens = new TokenEmbedding(cfg.VocabSize, cfg.HiddenSize, device, dtype);
         layers = new ModuleList<Qwen2DecoderLayer>(Enumerable.Range(0, cfg.NumHiddenLayers).Select(_ => new Qwen2DecoderLayer(cfg, device, dtype)).ToArray());
         norm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device, dtype);
         RegisterComponents();
