@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using TorchSharp;
+using VisualRft.Models.Qwen2VL;
+using VisualRft.Torch;
+using static TorchSharp.torch;
+
+// Benchmarks on the CPU. `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and
+// the real 2B configuration (random weights), decode time against the memory-bandwidth bound, and the KV-cache
+// speed-up over recomputing the whole sequence for every token.
+if (args.Length != 1 || args[0] != "model")
+{
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- model");
+    return 2;
+}
+TorchRuntime.EnsureLoaded();
+Console.WriteLine(TorchRuntime.Describe());
+var bandwidth = CopyBandwidth();
+Console.WriteLine($"copy bandwidth (read + write): {bandwidth / 1e9:F1} GB/s");
+ModelBench.Run("tiny (Qwen2-VL code path, 64 wide)", Qwen2VLConfig.Tiny(), ScalarType.Float32, batch: 8, prompt: 64, newTokens: 32, recomputeTokens: 32, bandwidth);
+ModelBench.Run("Qwen2-VL-2B shapes, random weights", Qwen2VLConfig.Qwen2VL2B(), ScalarType.BFloat16, batch: 1, prompt: 32, newTokens: 6, recomputeTokens: 3, bandwidth);
+return 0;
+
+// Bytes moved per second by copying a 256 MB float tensor (the copy reads and writes every byte).
+static double CopyBandwidth()
+{
+    using var a = torch.randn(64L << 20);
+    using var b = torch.empty_like(a);
+    b.copy_(a);
+    const int reps = 5;
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < reps; i++) b.copy_(a);
+    return 2.0 * a.NumberOfElements * 4 * reps / sw.Elapsed.TotalSeconds;
+}
+
+static class ModelBench
+{
+    public static void Run(string label, Qwen2VLConfig cfg, ScalarType dtype, int batch, int prompt, int newTokens, int recomputeTokens, double bandwidth)
+    {
+        Console.WriteLine($"\n== {label}, {dtype}, batch {batch}, prompt {prompt} tokens");
+        var sw = Stopwatch.StartNew();
+        using var model = Qwen2VLForConditionalGeneration.Create(cfg, seed: 0, torch.CPU, dtype);
+        model.eval();
+        Console.WriteLine($"built in {sw.Elapsed.TotalSeconds:F1} s");
+        // Text-only prompts from ordinary token ids (below every special id).
+        using var ids = torch.randint(0, Math.Min(cfg.ImageTokenId, 150_000), [batch, prompt], generator: new Generator(1));
+        using var mask = torch.ones_like(ids);
+        var greedy = new SamplingOptions(MaxNewTokens: 2, Greedy: true);
+        using (model.Generate(ids, mask, null, greedy)) { }   // warm-up
+
+        double prefill;
+        using (torch.no_grad())
+        {
+            sw.Restart();
+            using var last = model.Forward(ids, mask, null, logitsToKeep: 1);
+            prefill = sw.Elapsed.TotalSeconds;
+        }
+        sw.Restart();
+        using (model.Generate(ids, mask, null, greedy with { MaxNewTokens = 1 })) { }
+        var one = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        using (model.Generate(ids, mask, null, greedy with { MaxNewTokens = newTokens })) { }
+        var step = (sw.Elapsed.TotalSeconds - one) / (newTokens - 1);
+
+        // Naive decoding: a full forward over the growing sequence for every new token.
+        double recompute;
+        using (torch.no_grad())
+        {
+            var seq = ids.clone();
+            sw.Restart();
+            for (int i = 0; i < recomputeTokens; i++)
+            {
+                using var scope = NewDisposeScope();
+                var next = model.Forward(seq, torch.ones_like(seq), null, logitsToKeep: 1).argmax(-1);
+                var grown = torch.cat([seq, next], 1).MoveToOuterDisposeScope();
+                seq.Dispose();
+                seq = grown;
+            }
+            recompute = sw.Elapsed.TotalSeconds / recomputeTokens;
+            seq.Dispose();
+        }
+
+        // Decoding reads every decoder weight once per step; the tied head reads the embedding matrix.
+        var textBytes = model.named_parameters().Where(p => !p.name.StartsWith("visual.")).Sum(p => p.parameter.NumberOfElements * p.parameter.ElementSize);
+        var bound = textBytes / bandwidth;   // a stream of reads can move what a copy moves in reads + writes
+        Console.WriteLine($"prefill: {prefill * 1e3:F1} ms, {batch * prompt / prefill:F0} tokens/s");
+        Console.WriteLine($"decode (KV cache): {step * 1e3:F1} ms/step, {batch / step:F1} tokens/s");
+        Console.WriteLine($"decode bound: {textBytes / 1e6:F2} MB of decoder weights per step / {bandwidth / 1e9:F1} GB/s = {bound * 1e3:F3} ms; measured/bound = {step / bound:F2}");
+        Console.WriteLine($"recompute: {recompute * 1e3:F1} ms/token (prompt {prompt}..{prompt + recomputeTokens}); KV-cache speed-up {recompute / step:F1}x");
+        TorchRuntime.TrimNativeMemory();
+    }
+}

@@ -1,0 +1,94 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace VisualRft.Models.Qwen2VL;
+
+/// <summary>Image features ready for the decoder: merged-token embeddings in the order of the batch's image-token
+/// runs (row by row, left to right), and the image_grid_thw row of each image in the same order.</summary>
+public sealed record ImageInputs(Tensor Embeds, Tensor GridThw);
+
+/// <summary>
+/// Qwen2-VL / Qwen2.5-VL for conditional generation (spec §3, §5, §7): <c>visual</c> (vision tower + merger),
+/// <c>model</c> (Qwen2 decoder) and <c>lm_head</c> (absent when tied to <c>model.embed_tokens</c>). Module and
+/// parameter names are those of the released checkpoints, so <c>state_dict()</c> keys equal the legacy Hugging Face
+/// keys. Loading and saving live in the <c>Checkpoint</c> part, generation and log-probabilities in <c>Generation</c>.
+/// </summary>
+public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
+{
+    public Qwen2VLConfig Config { get; }
+    public readonly VisionTower visual;
+    public readonly Qwen2TextModel model;
+    public readonly Linear? lm_head;
+
+    public Qwen2VLForConditionalGeneration(Qwen2VLConfig config, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(Qwen2VLForConditionalGeneration))
+    {
+        Config = config;
+        visual = new VisionTower(config.Vision, config.IsQwen25, device, dtype);
+        model = new Qwen2TextModel(config.Text, device, dtype);
+        if (!config.Text.TieWordEmbeddings)
+            lm_head = nn.Linear(config.Text.HiddenSize, config.Text.VocabSize, hasBias: false, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public Device Device => model.embed_tokens.weight.device;
+    public ScalarType DType => model.embed_tokens.weight.dtype;
+
+    /// <summary>Vision tower + merger: pixel_values [P,1176], image_grid_thw [n,3] → image embeddings [P/4, hidden].
+    /// Compute once per image and reuse across the samples of a group.</summary>
+    public Tensor EncodeImages(Tensor pixelValues, Tensor gridThw) => visual.forward(pixelValues, gridThw);
+
+    /// <summary>M-RoPE positions [3,N,S] and rope deltas [N,1] (<see cref="RopeIndex"/>).</summary>
+    public (Tensor PositionIds, Tensor RopeDeltas) GetRopeIndex(Tensor inputIds, Tensor? attentionMask, Tensor? gridThw) =>
+        RopeIndex.Compute(inputIds, attentionMask, gridThw, Config);
+
+    /// <summary>
+    /// Full forward without cache: logits [N, S, vocab] (or of the last <paramref name="logitsToKeep"/> positions when
+    /// it is positive, spec §5.6). Runs with gradient when autograd is enabled.
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, ImageInputs? images = null, int logitsToKeep = 0)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = Hidden(inputIds, attentionMask, images);
+        if (logitsToKeep > 0) hidden = hidden.narrow(1, hidden.shape[1] - logitsToKeep, logitsToKeep);
+        return Logits(hidden).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Final hidden states [N,S,H] of a full forward (no cache).</summary>
+    internal Tensor Hidden(Tensor inputIds, Tensor? attentionMask, ImageInputs? images)
+    {
+        using var scope = NewDisposeScope();
+        var mask = attentionMask ?? torch.ones_like(inputIds);
+        var embeds = EmbedInputs(inputIds, images);
+        var (pos, _) = GetRopeIndex(inputIds, mask, images?.GridThw);
+        return model.forward(embeds, pos.to(Device), mask.to(Device)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Token embeddings with the image-token positions replaced by the image embeddings, in row-major order
+    /// (HF masked_scatter, spec §5.1). The number of image tokens must equal the number of embedding rows.
+    /// </summary>
+    public Tensor EmbedInputs(Tensor inputIds, ImageInputs? images)
+    {
+        using var scope = NewDisposeScope();
+        var ids = inputIds.to(Device);
+        var e = model.embed_tokens.forward(ids);
+        var isImage = ids.eq(Config.ImageTokenId);
+        var count = isImage.sum().item<long>();
+        var rows = images?.Embeds.shape[0] ?? 0;
+        if (count != rows)
+            throw new ArgumentException($"the input ids hold {count} image tokens ({Config.ImageTokenId}) but {rows} image embedding rows were given");
+        if (images is not null)
+        {
+            if (images.Embeds.dim() != 2 || images.Embeds.shape[1] != Config.Text.HiddenSize)
+                throw new ArgumentException($"image embeddings must be [n, {Config.Text.HiddenSize}], got [{string.Join(",", images.Embeds.shape)}]");
+            e = e.masked_scatter(isImage.unsqueeze(-1).expand_as(e), images.Embeds.to(e.dtype, e.device));
+        }
+        return e.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>lm_head, or the tied embedding matrix.</summary>
+    public Tensor Logits(Tensor hidden) =>
+        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight);
+}

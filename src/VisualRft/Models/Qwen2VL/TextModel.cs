@@ -1,0 +1,161 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace VisualRft.Models.Qwen2VL;
+
+/// <summary>
+/// The Qwen2 decoder (<c>model.*</c>): token embedding, pre-norm layers with GQA attention and M-RoPE, final RMSNorm
+/// (spec §5). It consumes merged input embeddings so that image features can be injected by the caller.
+/// </summary>
+public sealed class Qwen2TextModel : nn.Module
+{
+    readonly Qwen2VLTextConfig cfg;
+    public readonly TokenEmbedding embed_tokens;
+    public readonly ModuleList<Qwen2DecoderLayer> layers;
+    public readonly RmsNorm norm;
+
+    public Qwen2TextModel(Qwen2VLTextConfig cfg, Device? device = null, ScalarType? dtype = null) : base("model")
+    {
+        this.cfg = cfg;
+        embed_tokens = new TokenEmbedding(cfg.VocabSize, cfg.HiddenSize, device, dtype);
+        layers = new ModuleList<Qwen2DecoderLayer>(Enumerable.Range(0, cfg.NumHiddenLayers).Select(_ => new Qwen2DecoderLayer(cfg, device, dtype)).ToArray());
+        norm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// inputs_embeds [N,S,H], position_ids [3,N,S], key mask [N,T] (true = real token; T = offset + S) → normed hidden
+    /// states [N,S,H]. With a cache, keys/values of these S tokens are written at [offset, offset+S) and attention
+    /// spans [0, offset+S).
+    /// </summary>
+    public Tensor forward(Tensor inputsEmbeds, Tensor positionIds, Tensor keyMask, KvCache? cache = null, long offset = 0)
+    {
+        using var scope = NewDisposeScope();
+        var (n, s) = (inputsEmbeds.shape[0], inputsEmbeds.shape[1]);
+        if (keyMask.shape[0] != n || keyMask.shape[1] != offset + s)
+            throw new ArgumentException($"attention mask has shape [{string.Join(",", keyMask.shape)}], expected [{n},{offset + s}]");
+        var (cos, sin) = MropeCosSin(positionIds, inputsEmbeds.dtype);
+        var bias = AttentionBias(keyMask.to(inputsEmbeds.device), offset, s, inputsEmbeds.dtype, cfg.NumAttentionHeads / cfg.NumKeyValueHeads);
+        var h = inputsEmbeds;
+        for (int i = 0; i < layers.Count; i++)
+            h = layers[i].forward(h, cos, sin, bias, cache?.Keys[i], cache?.Values[i], offset);
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// M-RoPE (spec §5.3): per axis T/H/W, cos/sin of position × inv_freq in float32, then frequency band i of
+    /// mrope_section×2 takes its values from axis i mod 3; cast to the model dtype as HF does.
+    /// </summary>
+    (Tensor Cos, Tensor Sin) MropeCosSin(Tensor positionIds, ScalarType dtype)
+    {
+        // Recomputed per call rather than held in a field: TorchSharp would register a tensor field as a buffer.
+        var invFreq = Rope.InverseFrequencies(cfg.RopeTheta, cfg.HeadDim).to(positionIds.device);
+        var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq;   // [3,N,S,D/2]
+        var emb = torch.cat([freqs, freqs], -1);
+        var sections = cfg.MropeSection.Concat(cfg.MropeSection).Select(x => (long)x).ToArray();
+        Tensor Pick(Tensor t)
+        {
+            var chunks = t.split(sections, -1);
+            return torch.cat(chunks.Select((c, i) => c[i % 3]).ToArray(), -1).to_type(dtype);
+        }
+        return (Pick(emb.cos()), Pick(emb.sin()));
+    }
+
+    /// <summary>
+    /// Additive mask [N,1,g·S,T]: causal and key padding, with the dtype's finite minimum instead of −inf so that
+    /// fully masked (left-pad) query rows stay finite, as in HF (spec §5.2). Rows are tiled g times for the folded
+    /// query groups of <see cref="Qwen2Attention"/>.
+    /// </summary>
+    internal static Tensor AttentionBias(Tensor keyMask, long offset, long s, ScalarType dtype, int groups)
+    {
+        var n = keyMask.shape[0];
+        var t = keyMask.shape[1];
+        var device = keyMask.device;
+        var qpos = torch.arange(offset, offset + s, device: device).view(s, 1);
+        var kpos = torch.arange(t, device: device).view(1, t);
+        var allowed = kpos.le(qpos).unsqueeze(0).logical_and(keyMask.to_type(ScalarType.Bool).unsqueeze(1));   // [N,S,T]
+        var bias = torch.zeros([n, s, t], dtype: dtype, device: device).masked_fill(allowed.logical_not(), MinValue(dtype));
+        return bias.unsqueeze(1).unsqueeze(1).expand(n, 1, groups, s, t).reshape(n, 1, groups * s, t);
+    }
+
+    /// <summary>torch.finfo(dtype).min.</summary>
+    internal static double MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => float.MinValue,
+        ScalarType.Float64 => double.MinValue,
+        ScalarType.Float16 => -65504.0,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        _ => throw new NotSupportedException($"dtype {dtype} is not a floating type"),
+    };
+}
+
+/// <summary>A pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h)).</summary>
+public sealed class Qwen2DecoderLayer : nn.Module
+{
+    public readonly Qwen2Attention self_attn;
+    public readonly GatedMlp mlp;
+    public readonly RmsNorm input_layernorm, post_attention_layernorm;
+
+    public Qwen2DecoderLayer(Qwen2VLTextConfig cfg, Device? device, ScalarType? dtype) : base(nameof(Qwen2DecoderLayer))
+    {
+        self_attn = new Qwen2Attention(cfg, device, dtype);
+        mlp = new GatedMlp(cfg.HiddenSize, cfg.IntermediateSize, bias: false, "silu", device, dtype);
+        input_layernorm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device, dtype);
+        post_attention_layernorm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, device, dtype);
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, bias, cacheK, cacheV, offset);
+        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// GQA attention with bias on q/k/v (none on o) and M-RoPE. Instead of repeating each key-value head g times
+/// (repeat_kv), the g query heads that share it are folded into the query-length axis: the same products, no copies
+/// of K/V, which matters for cached decoding.
+/// </summary>
+public sealed class Qwen2Attention : nn.Module
+{
+    readonly int heads, kvHeads, headDim;
+    public readonly Linear q_proj, k_proj, v_proj, o_proj;
+
+    public Qwen2Attention(Qwen2VLTextConfig cfg, Device? device, ScalarType? dtype) : base(nameof(Qwen2Attention))
+    {
+        (heads, kvHeads, headDim) = (cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim);
+        q_proj = nn.Linear(cfg.HiddenSize, (long)heads * headDim, hasBias: true, device: device, dtype: dtype);
+        k_proj = nn.Linear(cfg.HiddenSize, (long)kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
+        v_proj = nn.Linear(cfg.HiddenSize, (long)kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
+        o_proj = nn.Linear((long)heads * headDim, cfg.HiddenSize, hasBias: false, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
+    {
+        using var scope = NewDisposeScope();
+        var (n, s) = (x.shape[0], x.shape[1]);
+        var q = q_proj.forward(x).view(n, s, heads, headDim).transpose(1, 2);
+        var k = k_proj.forward(x).view(n, s, kvHeads, headDim).transpose(1, 2);
+        var v = v_proj.forward(x).view(n, s, kvHeads, headDim).transpose(1, 2);
+        var c = cos.unsqueeze(1);
+        var sn = sin.unsqueeze(1);
+        q = q * c + Rope.RotateHalf(q) * sn;
+        k = k * c + Rope.RotateHalf(k) * sn;
+        if (cacheK is not null && cacheV is not null)
+        {
+            cacheK.narrow(2, offset, s).copy_(k);
+            cacheV.narrow(2, offset, s).copy_(v);
+            k = cacheK.narrow(2, 0, offset + s);
+            v = cacheV.narrow(2, 0, offset + s);
+        }
+        var g = heads / kvHeads;
+        var qf = q.reshape(n, kvHeads, g * s, headDim);
+        var o = nn.functional.scaled_dot_product_attention(qf, k, v, bias)
+            .view(n, heads, s, headDim).transpose(1, 2).reshape(n, s, (long)heads * headDim);
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+}
