@@ -1,5 +1,10 @@
 using System.CommandLine;
 using VisualRft.Cli;
 
-var root = new RootCommand("vrft: Visual-RFT from the command line") { ScoreCommand.Create() };
+var root = new RootCommand("vrft: Visual-RFT from the command line")
+{
+    QuickstartCommand.Create(),
+    ScoreCommand.Create(),
+    PretrainTinyCommand.Create(),
+};
 return root.Parse(args).Invoke();

@@ -63,6 +63,23 @@ public sealed class Qwen2VLImageProcessor
         return p;
     }
 
+    /// <summary>Writes the settings as a <c>preprocessor_config.json</c> that <see cref="FromPreprocessorConfig"/> reads back.</summary>
+    public void SavePreprocessorConfig(string path)
+    {
+        var json = JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["image_processor_type"] = "Qwen2VLImageProcessor",
+            ["patch_size"] = PatchSize,
+            ["temporal_patch_size"] = TemporalPatchSize,
+            ["merge_size"] = MergeSize,
+            ["min_pixels"] = MinPixels,
+            ["max_pixels"] = MaxPixels,
+            ["image_mean"] = ImageMean,
+            ["image_std"] = ImageStd,
+        }, new JsonSerializerOptions { WriteIndented = true });
+        IO.AtomicFile.WriteAllText(path, json);
+    }
+
     /// <summary>transformers' <c>smart_resize</c> (spec §4.1): the nearest multiple of <paramref name="factor"/> per side
     /// (Python <c>round</c>, i.e. half to even), then scaled down or up to respect the pixel bounds.</summary>
     public static (int Height, int Width) SmartResize(int height, int width, int factor = 28, long minPixels = 56 * 56, long maxPixels = 16384L * 28 * 28)

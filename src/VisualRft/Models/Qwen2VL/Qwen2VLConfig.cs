@@ -105,6 +105,44 @@ public sealed record Qwen2VLConfig(
             VisionEndTokenId: root["vision_end_token_id"]?.GetValue<int>() ?? 151653);
     }
 
+    /// <summary>
+    /// The released checkpoints' layout (text fields at the root, <c>vision_config</c> nested), which <see cref="Parse"/>
+    /// reads back to an equal configuration.
+    /// </summary>
+    public JsonObject ToJson()
+    {
+        var v = new JsonObject
+        {
+            ["depth"] = Vision.Depth, ["num_heads"] = Vision.NumHeads, ["hidden_act"] = Vision.HiddenAct,
+            ["patch_size"] = Vision.PatchSize, ["temporal_patch_size"] = Vision.TemporalPatchSize,
+            ["spatial_merge_size"] = Vision.SpatialMergeSize, ["in_channels"] = Vision.InChannels,
+        };
+        if (IsQwen25)
+        {
+            v["hidden_size"] = Vision.Width; v["out_hidden_size"] = Vision.OutHiddenSize; v["intermediate_size"] = Vision.IntermediateSize;
+            v["window_size"] = Vision.WindowSize; v["fullatt_block_indexes"] = new JsonArray([.. (Vision.FullAttBlockIndexes ?? []).Select(i => (JsonNode)i)]);
+        }
+        else
+        {
+            if (Vision.IntermediateSize % Vision.Width != 0)
+                throw new InvalidOperationException($"qwen2_vl stores the vision MLP as mlp_ratio; {Vision.IntermediateSize} is not a multiple of {Vision.Width}");
+            v["embed_dim"] = Vision.Width; v["hidden_size"] = Vision.OutHiddenSize; v["mlp_ratio"] = Vision.IntermediateSize / Vision.Width;
+        }
+        return new JsonObject
+        {
+            ["model_type"] = ModelType,
+            ["architectures"] = new JsonArray(IsQwen25 ? "Qwen2_5_VLForConditionalGeneration" : "Qwen2VLForConditionalGeneration"),
+            ["vocab_size"] = Text.VocabSize, ["hidden_size"] = Text.HiddenSize, ["intermediate_size"] = Text.IntermediateSize,
+            ["num_hidden_layers"] = Text.NumHiddenLayers, ["num_attention_heads"] = Text.NumAttentionHeads,
+            ["num_key_value_heads"] = Text.NumKeyValueHeads, ["rope_theta"] = Text.RopeTheta, ["rms_norm_eps"] = Text.RmsNormEps,
+            ["rope_scaling"] = new JsonObject { ["type"] = "mrope", ["mrope_section"] = new JsonArray([.. Text.MropeSection.Select(i => (JsonNode)i)]) },
+            ["tie_word_embeddings"] = Text.TieWordEmbeddings,
+            ["image_token_id"] = ImageTokenId, ["video_token_id"] = VideoTokenId,
+            ["vision_start_token_id"] = VisionStartTokenId, ["vision_end_token_id"] = VisionEndTokenId,
+            ["vision_config"] = v,
+        };
+    }
+
     sealed class Reader(JsonObject root, string source)
     {
         public string Str(JsonObject o, string key) =>

@@ -72,6 +72,14 @@ public sealed partial class Qwen2VLForConditionalGeneration
         SafeTensors.Save(path, sd, new Dictionary<string, string> { ["format"] = "pt" });
     }
 
+    /// <summary>Writes a folder that <see cref="FromPretrained"/> loads: <c>config.json</c> and <c>model.safetensors</c>.</summary>
+    public void SavePretrained(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), Config.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        SaveSafetensors(Path.Combine(folder, "model.safetensors"));
+    }
+
     /// <summary>
     /// Copies <paramref name="weights"/> (either key layout, spec §2.4) into the parameters, strictly: missing,
     /// unexpected and wrong-shape tensors are all listed in one error naming <paramref name="source"/>.

@@ -1,0 +1,95 @@
+using TorchSharp;
+using VisualRft.Data;
+using VisualRft.Imaging;
+using VisualRft.Models.Qwen2VL;
+using VisualRft.Text;
+using VisualRft.Torch;
+using static TorchSharp.torch;
+
+namespace VisualRft.Policy;
+
+/// <summary>
+/// A vision-language policy: a Qwen2-VL-family model with its processor (tokenizer, chat template, image processor)
+/// and stop tokens. This is what a trainer samples from and updates, at every size from the tiny CPU model to 7B.
+/// </summary>
+public sealed class VisionLanguagePolicy : IDisposable
+{
+    public Qwen2VLForConditionalGeneration Model { get; }
+    public Qwen2VLProcessor Processor { get; }
+
+    /// <summary>Generation stops at <c>&lt;|im_end|&gt;</c> or <c>&lt;|endoftext|&gt;</c> (visual-rft-spec §2.2).</summary>
+    public IReadOnlyList<long> StopTokenIds { get; }
+
+    public VisionLanguagePolicy(Qwen2VLForConditionalGeneration model, Qwen2VLProcessor processor)
+    {
+        Model = model;
+        Processor = processor;
+        var tok = processor.Tokenizer;
+        if (tok.VocabSize > model.Config.Text.VocabSize)
+            throw new ArgumentException($"the tokenizer has {tok.VocabSize} tokens but the model's vocabulary is {model.Config.Text.VocabSize}");
+        var image = tok.RequireId(Qwen2Tokenizer.ImagePad);
+        if (image != model.Config.ImageTokenId)
+            throw new ArgumentException($"the tokenizer's {Qwen2Tokenizer.ImagePad} is id {image} but the model config says image_token_id {model.Config.ImageTokenId}");
+        StopTokenIds = new long[] { tok.RequireId(Qwen2Tokenizer.ImEnd), tok.RequireId(Qwen2Tokenizer.EndOfText) };
+    }
+
+    /// <summary>Loads a local Hugging Face folder (weights, config, tokenizer, preprocessor config).</summary>
+    public static VisionLanguagePolicy FromPretrained(string folder, Device? device = null) =>
+        new(Qwen2VLForConditionalGeneration.FromPretrained(folder, device), Qwen2VLProcessor.FromFolder(folder));
+
+    public Device Device => Model.Device;
+    public int PadTokenId => Processor.PadTokenId;
+
+    /// <summary>The prompts of <paramref name="samples"/>, rendered with the chat template and left padded.</summary>
+    public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples) =>
+        Processor.Process(samples.Select(s => (RgbImage.FromImageSharp(s.Image), s.Problem)).ToList());
+
+    /// <summary>Token ids of a target completion followed by <c>&lt;|im_end|&gt;</c>, as the chat template closes a turn.</summary>
+    public int[] EncodeCompletion(string completion) =>
+        [.. Processor.Tokenizer.Encode(completion), (int)StopTokenIds[0]];
+
+    /// <summary>Texts of completion rows (special tokens skipped, as the official trainer decodes them, spec §2.1).</summary>
+    public string[] Decode(Tensor completionIds, Tensor completionMask)
+    {
+        using var ids = completionIds.cpu();
+        using var mask = completionMask.cpu().to_type(ScalarType.Int64);
+        var (n, c) = ((int)ids.shape[0], (int)ids.shape[1]);
+        var idData = ids.data<long>().ToArray();
+        var maskData = mask.data<long>().ToArray();
+        var texts = new string[n];
+        for (int i = 0; i < n; i++)
+        {
+            var row = new List<int>(c);
+            for (int j = 0; j < c; j++)
+                if (maskData[i * c + j] != 0) row.Add((int)idData[i * c + j]);
+            texts[i] = Processor.Tokenizer.Decode(row, skipSpecialTokens: true);
+        }
+        return texts;
+    }
+
+    /// <summary>A frozen copy (no gradients): the reference model of the KL term.</summary>
+    public VisionLanguagePolicy FrozenCopy()
+    {
+        var copy = new Qwen2VLForConditionalGeneration(Model.Config, Device, Model.DType);
+        using (torch.no_grad())
+        {
+            var source = Model.state_dict();
+            foreach (var (name, p) in copy.named_parameters()) p.copy_(source[name]);
+            foreach (var (name, b) in copy.named_buffers()) if (source.TryGetValue(name, out var s)) b.copy_(s);
+        }
+        foreach (var p in copy.parameters()) p.requires_grad = false;
+        copy.eval();
+        return new VisionLanguagePolicy(copy, Processor);
+    }
+
+    /// <summary>Writes a Hugging Face folder: config.json, model.safetensors, tokenizer.json, preprocessor_config.json.</summary>
+    public void SavePretrained(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        Model.SavePretrained(folder);
+        Processor.Tokenizer.Save(Path.Combine(folder, "tokenizer.json"));
+        Processor.ImageProcessor.SavePreprocessorConfig(Path.Combine(folder, "preprocessor_config.json"));
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using VisualRft.Data;
+using VisualRft.Imaging;
+using VisualRft.Models.Qwen2VL;
+using VisualRft.Policy;
+using VisualRft.Text;
+using VisualRft.Torch;
+using VisualRft.Training;
+using static TorchSharp.torch;
+
+namespace VisualRft.TinyModel;
+
+/// <summary>How the tiny base model is made (<c>vrft pretrain-tiny</c>); the defaults made the shipped weights.</summary>
+public sealed record TinyPretrainOptions
+{
+    /// <summary>Target size of the byte-level BPE vocabulary (256 bytes + merges + the 7 Qwen special tokens).</summary>
+    public int VocabSize { get; init; } = 768;
+    public int Hidden { get; init; } = 128;
+    public int Layers { get; init; } = 4;
+    public int VisionWidth { get; init; } = 64;
+    public int VisionDepth { get; init; } = 2;
+    /// <summary>Images per base category in the SFT set (shapes-ovd's base split: novel categories never appear).</summary>
+    public int ImagesPerCategory { get; init; } = 64;
+    public int Steps { get; init; } = 3000;
+    public SftOptions Sft { get; init; } = new() { LearningRate = 2e-3, BatchSize = 16, WarmupSteps = 100, WeightDecay = 0.01, Seed = 7 };
+    public ulong Seed { get; init; } = 7;
+}
+
+/// <summary>
+/// The built-in CPU model: a tiny configuration of the Qwen2-VL architecture (same code as 2B/7B) with a small byte-level
+/// vocabulary, pre-trained by supervised fine-tuning on the base categories of the synthetic detection task and shipped
+/// inside the package, so that teaching, tests and the quickstart run offline in minutes (DESIGN.md, "one model family,
+/// every size"). Novel categories are never seen in pre-training: they are what Visual-RFT then learns from a few shots.
+/// </summary>
+public static class TinyQwen2Vl
+{
+    const string ResourcePrefix = "VisualRft.TinyModel.";
+    static readonly string[] Files = ["config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json"];
+
+    /// <summary>True when this build of the package carries the pre-trained weights.</summary>
+    public static bool IsAvailable => Files.All(f => typeof(TinyQwen2Vl).Assembly.GetManifestResourceInfo(ResourcePrefix + f) != null);
+
+    /// <summary>Loads the shipped tiny base model (CPU by default).</summary>
+    public static VisionLanguagePolicy Pretrained(Device? device = null) =>
+        VisionLanguagePolicy.FromPretrained(ExtractedFolder(), device ?? CPU);
+
+    /// <summary>The shipped files, unpacked once into a per-version cache folder (checked by content hash).</summary>
+    public static string ExtractedFolder()
+    {
+        if (!IsAvailable) throw new InvalidOperationException("this build of VisualRft has no tiny model embedded; run `vrft pretrain-tiny` to make one");
+        var asm = typeof(TinyQwen2Vl).Assembly;
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var blobs = new Dictionary<string, byte[]>();
+        foreach (var f in Files)
+        {
+            using var s = asm.GetManifestResourceStream(ResourcePrefix + f)!;
+            using var ms = new MemoryStream();
+            s.CopyTo(ms);
+            blobs[f] = ms.ToArray();
+            sha.AppendData(blobs[f]);
+        }
+        var folder = Path.Combine(Path.GetTempPath(), "vrft-tiny-" + Convert.ToHexStringLower(sha.GetHashAndReset())[..16]);
+        if (Files.All(f => File.Exists(Path.Combine(folder, f)) && new FileInfo(Path.Combine(folder, f)).Length == blobs[f].Length))
+            return folder;
+        Directory.CreateDirectory(folder);
+        foreach (var (f, bytes) in blobs) IO.AtomicFile.Write(Path.Combine(folder, f), fs => fs.Write(bytes));
+        return folder;
+    }
+
+    /// <summary>The tiny architecture for a tokenizer: special-token ids come from its vocabulary.</summary>
+    public static Qwen2VLConfig Config(Qwen2Tokenizer tokenizer, TinyPretrainOptions options) =>
+        Qwen2VLConfig.Tiny(vocabSize: tokenizer.VocabSize, hidden: options.Hidden, layers: options.Layers,
+            visionWidth: options.VisionWidth, visionDepth: options.VisionDepth,
+            imageTokenId: tokenizer.RequireId(Qwen2Tokenizer.ImagePad), videoTokenId: tokenizer.RequireId(Qwen2Tokenizer.VideoPad),
+            visionStartTokenId: tokenizer.RequireId(Qwen2Tokenizer.VisionStart), visionEndTokenId: tokenizer.RequireId(Qwen2Tokenizer.VisionEnd));
+
+    /// <summary>The base-task SFT set: every base category of shapes-ovd (novel categories never drawn).</summary>
+    public static SyntheticDataset BaseTasks(TinyPretrainOptions options) =>
+        SyntheticDatasets.Load("shapes-ovd", shots: options.ImagesPerCategory);
+
+    /// <summary>
+    /// Makes the tiny base model from nothing: a BPE vocabulary learned on the base prompts and targets, a randomly
+    /// initialised tiny Qwen2-VL, then SFT on the base tasks. Deterministic for given options (on one thread count).
+    /// </summary>
+    public static VisionLanguagePolicy Pretrain(TinyPretrainOptions options, Action<SftStepResult>? onStep = null, CancellationToken cancellation = default)
+    {
+        TorchRuntime.EnsureLoaded();
+        using var data = BaseTasks(options);
+        var corpus = data.Train.SelectMany(s => new[]
+        {
+            ChatTemplate.Render([new ChatMessage("user", [new ImagePart(), new TextPart(s.Problem)])]),
+            SftTrainer.Target(s),
+        });
+        var tokenizer = BpeTrainer.Train(corpus, options.VocabSize);
+        var processor = new Qwen2VLProcessor(tokenizer, new Qwen2VLImageProcessor());
+        var model = Qwen2VLForConditionalGeneration.Create(Config(tokenizer, options), options.Seed, CPU);
+        var policy = new VisionLanguagePolicy(model, processor);
+        using var sft = new SftTrainer(policy, data.Train, options.Sft, options.Steps);
+        foreach (var step in sft.Train(cancellation: cancellation)) onStep?.Invoke(step);
+        return policy;
+    }
+}
