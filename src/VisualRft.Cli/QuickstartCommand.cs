@@ -1,6 +1,7 @@
 using System.CommandLine;
 using VisualRft.Experiments;
 using VisualRft.IO;
+using VisualRft.Policy;
 using VisualRft.Rewards;
 using VisualRft.TinyModel;
 using VisualRft.Torch;
@@ -23,8 +24,9 @@ public static class QuickstartCommand
         var preset = new Option<string>("--preset") { Description = "reward preset: visual-rft | strict", DefaultValueFactory = _ => "visual-rft" };
         preset.AcceptOnlyFromAmong("visual-rft", "strict");
         var output = new Option<DirectoryInfo>("--out") { Description = "folder for result.json and summary.md", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("runs", "quickstart")) };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "a Hugging Face model folder to start from instead of the built-in tiny model" };
         var cmd = new Command("quickstart", "Few-shot detection with Visual-RFT vs SFT on the built-in tiny model (CPU, a few minutes)")
-            { steps, shots, test, preset, output };
+            { steps, shots, test, preset, output, model };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -35,15 +37,17 @@ public static class QuickstartCommand
                 RftSteps = parse.GetValue(steps), SftSteps = parse.GetValue(steps), Shots = parse.GetValue(shots),
                 TestPerCategory = parse.GetValue(test), Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
             };
-            var result = FewShotDetection.Run(options, () => TinyQwen2Vl.Pretrained(), line => o.WriteLine(line));
-            var folder = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(folder);
-            AtomicFile.WriteAllText(Path.Combine(folder, "result.json"), result.ToJson());
+            var folder = parse.GetValue(model)?.FullName;
+            var result = FewShotDetection.Run(options,
+                () => folder is null ? TinyQwen2Vl.Pretrained() : VisionLanguagePolicy.FromPretrained(folder), line => o.WriteLine(line));
+            var outFolder = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(outFolder);
+            AtomicFile.WriteAllText(Path.Combine(outFolder, "result.json"), result.ToJson());
             var summary = result.ToMarkdown();
-            AtomicFile.WriteAllText(Path.Combine(folder, "summary.md"), summary);
+            AtomicFile.WriteAllText(Path.Combine(outFolder, "summary.md"), summary);
             o.WriteLine();
             o.WriteLine(summary);
-            o.WriteLine($"written: {Path.Combine(folder, "result.json")}, {Path.Combine(folder, "summary.md")}");
+            o.WriteLine($"written: {Path.Combine(outFolder, "result.json")}, {Path.Combine(outFolder, "summary.md")}");
             return 0;
         });
         return cmd;
