@@ -6,14 +6,16 @@ using static TorchSharp.torch;
 
 // Benchmarks on the CPU. `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and
 // the real 2B configuration (random weights), decode time against the memory-bandwidth bound, and the KV-cache
-// speed-up over recomputing the whole sequence for every token.
-if (args.Length != 1 || args[0] != "model")
+// speed-up over recomputing the whole sequence for every token. `grpo`: the GRPO step of the tiny model (time split,
+// rollout tokens/s at G = 8 and 64 new tokens, KV cache vs recompute, peak memory).
+if (args.Length != 1 || args[0] is not ("model" or "grpo"))
 {
-    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- model");
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- model|grpo");
     return 2;
 }
 TorchRuntime.EnsureLoaded();
 Console.WriteLine(TorchRuntime.Describe());
+if (args[0] == "grpo") return VisualRft.Bench.GrpoBench.Run();
 var bandwidth = CopyBandwidth();
 Console.WriteLine($"copy bandwidth (read + write): {bandwidth / 1e9:F1} GB/s");
 ModelBench.Run("tiny (Qwen2-VL code path, 64 wide)", Qwen2VLConfig.Tiny(), ScalarType.Float32, batch: 8, prompt: 64, newTokens: 32, recomputeTokens: 32, bandwidth);
