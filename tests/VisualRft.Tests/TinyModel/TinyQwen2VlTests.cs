@@ -1,0 +1,38 @@
+using System.Text.Json.Nodes;
+using VisualRft.Data;
+using VisualRft.Evaluation;
+using VisualRft.Models.Qwen2VL;
+using VisualRft.Rewards;
+using VisualRft.TinyModel;
+
+namespace VisualRft.Tests.TinyModel;
+
+public class TinyQwen2VlTests
+{
+    [Fact]
+    public void The_shipped_model_loads_offline_and_answers_base_categories_in_the_papers_format()
+    {
+        Assert.True(TinyQwen2Vl.IsAvailable, "the package must embed the tiny model (src/VisualRft/TinyModel/weights)");
+        using var policy = TinyQwen2Vl.Pretrained();
+        Assert.Equal(Qwen2VLConfig.Qwen2VLType, policy.Model.Config.ModelType);
+        Assert.InRange(policy.Model.parameters().Sum(p => p.numel()), 100_000, 5_000_000);
+        // base categories: what it was pre-trained on (shapes-ovd trains on base only)
+        using var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, testSize: 1);
+        var samples = data.Train.Where((_, i) => i % 7 == 0).ToList();
+        var report = PolicyEvaluator.Evaluate(policy, samples, TaskReward.Create(RewardTask.Detection), "tiny", maxNewTokens: 96);
+        Assert.Equal(1.0, report.Rewards["format"].Mean);
+        Assert.True(report.Rewards["iou"].Mean > 0.3, $"IoU reward on base categories {report.Rewards["iou"].Mean:F3}");
+    }
+
+    [Fact]
+    public void Config_json_round_trips_for_both_families()
+    {
+        foreach (var config in new[] { Qwen2VLConfig.Tiny(), Qwen2VLConfig.Tiny(Qwen2VLConfig.Qwen25VLType), Qwen2VLConfig.Qwen2VL2B() })
+        {
+            var back = Qwen2VLConfig.Parse((JsonObject)JsonNode.Parse(config.ToJson().ToJsonString())!, "round trip");
+            Assert.Equal(config.ToJson().ToJsonString(), back.ToJson().ToJsonString());
+            Assert.Equal(config.Text with { MropeSection = [] }, back.Text with { MropeSection = [] });
+            Assert.Equal(config.Text.MropeSection, back.Text.MropeSection);
+        }
+    }
+}
