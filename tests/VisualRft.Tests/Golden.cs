@@ -22,3 +22,10 @@ public static class Golden
         throw new InvalidOperationException("cannot find VisualRft.Interactive.sln above " + AppContext.BaseDirectory);
     }
 }
+
+/// <summary>Loads TorchSharp (with the Debian 12 fix) before any test can touch a torch static.</summary>
+static class TestModuleSetup
+{
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void LoadTorch() => VisualRft.Torch.TorchRuntime.EnsureLoaded();
+}

@@ -24,4 +24,19 @@ public class TorchRuntimeTests
         TorchRuntime.PatchElf(bytes);
         Assert.False(TorchRuntime.PatchElf(bytes));   // a second pass finds nothing left to change
     }
+
+    [Fact]
+    public void Quiet_gc_sections_hold_the_collector_off_and_nest()
+    {
+        var before = GC.CollectionCount(0);
+        using (TorchRuntime.QuietGc())
+        {
+            var gcsAtStart = GC.CollectionCount(0);
+            Assert.True(gcsAtStart > before);                  // it collects up front
+            using (TorchRuntime.QuietGc()) { }                 // nested: a no-op that leaves the outer section on
+            for (int i = 0; i < 10_000; i++) _ = new byte[100];
+            Assert.Equal(gcsAtStart, GC.CollectionCount(0));
+        }
+        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+    }
 }

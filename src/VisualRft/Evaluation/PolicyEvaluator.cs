@@ -6,6 +6,7 @@ using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
 using VisualRft.Rewards;
 using VisualRft.Rewards.Parsing;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 
 namespace VisualRft.Evaluation;
@@ -41,6 +42,7 @@ public static class PolicyEvaluator
         for (int start = 0; start < samples.Count; start += batchSize)
         {
             var chunk = samples.Skip(start).Take(batchSize).ToList();
+            using var quiet = TorchRuntime.QuietGc();
             using var scope = NewDisposeScope();
             var batch = policy.Encode(chunk);
             var device = policy.Device;

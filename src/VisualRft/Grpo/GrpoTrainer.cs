@@ -4,6 +4,7 @@ using VisualRft.Data;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
 using VisualRft.Rewards;
+using VisualRft.Torch;
 using VisualRft.Training;
 using static TorchSharp.torch;
 
@@ -68,6 +69,7 @@ public sealed class GrpoTrainer : IDisposable
         if (samples.Count == 0) throw new ArgumentException("no prompts", nameof(samples));
         var g = Options.NumGenerations;
         var model = Policy.Model;
+        using var quiet = TorchRuntime.QuietGc();
         using var scope = NewDisposeScope();
         var clock = Stopwatch.StartNew();
         var batch = Policy.Encode(samples);
@@ -144,6 +146,7 @@ public sealed class GrpoTrainer : IDisposable
 
     UpdateResult Apply(IReadOnlyList<AdvantageBatch> micro)
     {
+        using var quiet = TorchRuntime.QuietGc();
         double policyMs = 0, optimizerMs = 0, loss = 0;
         double? kl = null;
         double clip = 0;
@@ -189,6 +192,7 @@ public sealed class GrpoTrainer : IDisposable
     public StepMetrics Step()
     {
         var micro = new List<AdvantageBatch>();
+        using var quiet = TorchRuntime.QuietGc(256L << 20);
         try
         {
             var stepIndex = StepsDone;

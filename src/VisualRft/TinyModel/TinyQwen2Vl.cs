@@ -42,8 +42,11 @@ public static class TinyQwen2Vl
     public static bool IsAvailable => Files.All(f => typeof(TinyQwen2Vl).Assembly.GetManifestResourceInfo(ResourcePrefix + f) != null);
 
     /// <summary>Loads the shipped tiny base model (CPU by default).</summary>
-    public static VisionLanguagePolicy Pretrained(Device? device = null) =>
-        VisionLanguagePolicy.FromPretrained(ExtractedFolder(), device ?? CPU);
+    public static VisionLanguagePolicy Pretrained(Device? device = null)
+    {
+        TorchRuntime.EnsureLoaded();
+        return VisionLanguagePolicy.FromPretrained(ExtractedFolder(), device ?? CPU);
+    }
 
     /// <summary>The shipped files, unpacked once into a per-version cache folder (checked by content hash).</summary>
     public static string ExtractedFolder()

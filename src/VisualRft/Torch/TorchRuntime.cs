@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using TorchSharp;
@@ -26,6 +28,26 @@ public static class TorchRuntime
     /// <summary>Threads used by torch; 2 by default because CI and the reference laptops have 2 cores.</summary>
     public static int Threads { get; private set; }
 
+    /// <summary>
+    /// Runs when this assembly is first used, so that the shim is patched even if the caller's next line touches a torch
+    /// static (e.g. <c>torch.CPU</c>) before any VisualRft call has loaded libtorch. File work only; never throws.
+    /// </summary>
+#pragma warning disable CA2255 // a library module initializer on purpose: it must run before the caller's first torch call
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void PatchOnAssemblyLoad()
+    {
+        try { PatchNativeShims(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    static void PatchNativeShims()
+    {
+        if (OperatingSystem.IsLinux())
+            foreach (var path in CandidateShimPaths())
+                TryPatch(path);
+    }
+
     /// <summary>Patches the native shim where needed, loads libtorch and sets the thread count.</summary>
     public static void EnsureLoaded(int? threads = null)
     {
@@ -33,9 +55,7 @@ public static class TorchRuntime
         {
             if (!_loaded)
             {
-                if (OperatingSystem.IsLinux())
-                    foreach (var path in CandidateShimPaths())
-                        TryPatch(path);
+                PatchNativeShims();
                 try
                 {
                     torch.InitializeDeviceType(DeviceType.CPU);
@@ -148,6 +168,44 @@ public static class TorchRuntime
             }
         }
         return changed;
+    }
+
+    /// <summary>
+    /// A stretch of torch work during which the garbage collector does not start on its own. TorchSharp hands the native
+    /// handle of temporary <c>Scalar</c>s (the alpha of every <c>a + b</c>, every <c>t * 0.5</c>) to libtorch without keeping
+    /// the managed object alive; a collection started by another thread during that call can run the Scalar's finalizer
+    /// while libtorch reads it, which surfaces as "Expected false to be true" from <c>Scalar::toFloat</c> or as a crash
+    /// (upstream: dotnet/TorchSharp PRs 1434 and 1496, open). Collecting up front and then holding the GC off for the
+    /// training step or sampling loop closes that window. Nested sections are no-ops; if the step allocates more managed
+    /// memory than <paramref name="budgetBytes"/>, the runtime ends the section early and collects as usual.
+    /// </summary>
+    public static IDisposable QuietGc(long budgetBytes = 64L << 20)
+    {
+        if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion) return NoOp.Instance;
+        try
+        {
+            return GC.TryStartNoGCRegion(budgetBytes) ? new NoGcRegion() : NoOp.Instance;
+        }
+        catch (Exception e) when (e is ArgumentOutOfRangeException or InvalidOperationException)
+        {
+            return NoOp.Instance;
+        }
+    }
+
+    sealed class NoGcRegion : IDisposable
+    {
+        public void Dispose()
+        {
+            if (GCSettings.LatencyMode != GCLatencyMode.NoGCRegion) return;   // the budget ran out and the runtime ended it
+            try { GC.EndNoGCRegion(); }
+            catch (InvalidOperationException) { }
+        }
+    }
+
+    sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+        public void Dispose() { }
     }
 
     [DllImport("libc.so.6", EntryPoint = "malloc_trim")]

@@ -4,6 +4,7 @@ using VisualRft.Data;
 using VisualRft.Grpo;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 
 namespace VisualRft.Training;
@@ -86,6 +87,7 @@ public sealed class SftTrainer : IDisposable
     public SftStepResult Step()
     {
         var clock = Stopwatch.StartNew();
+        using var quiet = TorchRuntime.QuietGc();
         var start = (long)Optimizer.StepCount * Options.BatchSize;
         var samples = Enumerable.Range(0, Options.BatchSize).Select(k => _train[_order[start + k]]).ToList();
         double loss;
