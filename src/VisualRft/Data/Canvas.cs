@@ -20,15 +20,21 @@ internal sealed class Canvas
         px = new Rgb24[width * height];
     }
 
-    /// <summary>A light, slightly tinted flat background with ±<paramref name="noise"/> luminance grain.</summary>
+    /// <summary>
+    /// A light background whose red level rises from left to right and blue level from top to bottom (150 → 240), with a
+    /// random green level and ±<paramref name="noise"/> grain. Why: Qwen2-VL sees positions only through rotary phases,
+    /// which are relative; the released models learn absolute coordinates from web-scale data, a teaching-scale model
+    /// trained for minutes cannot. The gradient lets every patch carry where it is, as a real photo's context often does.
+    /// </summary>
     public void Background(ShapeRng rng, int noise = 5)
     {
-        var baseLevel = rng.Next(190, 236);
-        int r = baseLevel + rng.Next(-10, 11), g = baseLevel + rng.Next(-10, 11), b = baseLevel + rng.Next(-10, 11);
-        for (var i = 0; i < px.Length; i++)
+        var green = rng.Next(190, 236);
+        for (var y = 0; y < Height; y++)
+        for (var x = 0; x < Width; x++)
         {
             var n = rng.Grain(noise);
-            px[i] = new Rgb24(Clamp(r + n), Clamp(g + n), Clamp(b + n));
+            px[y * Width + x] = new Rgb24(Clamp(150 + 90 * x / Math.Max(1, Width - 1) + n), Clamp(green + n),
+                Clamp(150 + 90 * y / Math.Max(1, Height - 1) + n));
         }
     }
 

@@ -23,7 +23,7 @@ public sealed record TinyPretrainOptions
     /// <summary>Images per base category in the SFT set (shapes-ovd's base split: novel categories never appear).</summary>
     public int ImagesPerCategory { get; init; } = 64;
     public int Steps { get; init; } = 3000;
-    public SftOptions Sft { get; init; } = new() { LearningRate = 2e-3, BatchSize = 16, WarmupSteps = 100, WeightDecay = 0.01, Seed = 7 };
+    public SftOptions Sft { get; init; } = new() { LearningRate = 1.5e-3, BatchSize = 16, WarmupSteps = 100, WeightDecay = 0.01, Seed = 7 };
     public ulong Seed { get; init; } = 7;
 }
 
