@@ -15,19 +15,29 @@ public static class PretrainTinyCommand
         var defaults = new TinyPretrainOptions();
         var steps = new Option<int>("--steps") { Description = "SFT steps", DefaultValueFactory = _ => defaults.Steps };
         var output = new Option<DirectoryInfo>("--out") { Description = "output folder (Hugging Face layout)", Required = true };
-        var cmd = new Command("pretrain-tiny", "Pre-train the tiny Qwen2-VL base model on the synthetic base tasks") { steps, output };
+        var from = new Option<DirectoryInfo?>("--from") { Description = "continue training this tiny model folder instead of starting from nothing" };
+        var lr = new Option<double>("--lr") { Description = "peak learning rate", DefaultValueFactory = _ => defaults.Sft.LearningRate };
+        var dataSeed = new Option<int?>("--data-seed") { Description = "seed of the SFT images (default: the shapes-ovd manifest's)" };
+        var cmd = new Command("pretrain-tiny", "Pre-train the tiny Qwen2-VL base model on the synthetic base tasks") { steps, output, from, lr, dataSeed };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());
-            var options = defaults with { Steps = parse.GetValue(steps) };
+            var options = defaults with
+            {
+                Steps = parse.GetValue(steps), DataSeed = parse.GetValue(dataSeed),
+                Sft = defaults.Sft with { LearningRate = parse.GetValue(lr) },
+            };
             var start = DateTime.UtcNow;
-            using var policy = TinyQwen2Vl.Pretrain(options, s =>
+            void Report(VisualRft.Training.SftStepResult s)
             {
                 if (s.Step % 50 == 0 || s.Step == options.Steps)
                     o.WriteLine($"step {s.Step}/{options.Steps}: loss {s.Loss:F4}, lr {s.LearningRate:E2}, {s.Milliseconds:F0} ms, {(DateTime.UtcNow - start).TotalSeconds:F0} s");
-            });
+            }
+            var fromFolder = parse.GetValue(from)?.FullName;
+            using var policy = fromFolder is null ? TinyQwen2Vl.Pretrain(options, Report) : VisualRft.Policy.VisionLanguagePolicy.FromPretrained(fromFolder, TorchSharp.torch.CPU);
+            if (fromFolder is not null) TinyQwen2Vl.ContinuePretraining(policy, options, Report);
             var folder = parse.GetValue(output)!.FullName;
             policy.SavePretrained(folder);
             o.WriteLine($"{policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}; written to {folder}");

@@ -25,6 +25,8 @@ public sealed record TinyPretrainOptions
     public int Steps { get; init; } = 3000;
     public SftOptions Sft { get; init; } = new() { LearningRate = 1.5e-3, BatchSize = 16, WarmupSteps = 100, WeightDecay = 0.01, Seed = 7 };
     public ulong Seed { get; init; } = 7;
+    /// <summary>Seed of the SFT images (null: the shapes-ovd manifest's); a continued run draws fresh images with another.</summary>
+    public int? DataSeed { get; init; }
 }
 
 /// <summary>
@@ -80,7 +82,7 @@ public static class TinyQwen2Vl
 
     /// <summary>The base-task SFT set: every base category of shapes-ovd (novel categories never drawn).</summary>
     public static SyntheticDataset BaseTasks(TinyPretrainOptions options) =>
-        SyntheticDatasets.Load("shapes-ovd", shots: options.ImagesPerCategory);
+        SyntheticDatasets.Load("shapes-ovd", shots: options.ImagesPerCategory, seed: options.DataSeed);
 
     /// <summary>
     /// Makes the tiny base model from nothing: a BPE vocabulary learned on the base prompts and targets, a randomly
@@ -99,8 +101,21 @@ public static class TinyQwen2Vl
         var processor = new Qwen2VLProcessor(tokenizer, new Qwen2VLImageProcessor());
         var model = Qwen2VLForConditionalGeneration.Create(Config(tokenizer, options), options.Seed, CPU);
         var policy = new VisionLanguagePolicy(model, processor);
+        Train(policy, data, options, onStep, cancellation);
+        return policy;
+    }
+
+    /// <summary>More SFT on the base tasks for a model made by <see cref="Pretrain"/> (a new learning-rate schedule).</summary>
+    public static void ContinuePretraining(VisionLanguagePolicy policy, TinyPretrainOptions options, Action<SftStepResult>? onStep = null,
+        CancellationToken cancellation = default)
+    {
+        using var data = BaseTasks(options);
+        Train(policy, data, options, onStep, cancellation);
+    }
+
+    static void Train(VisionLanguagePolicy policy, SyntheticDataset data, TinyPretrainOptions options, Action<SftStepResult>? onStep, CancellationToken cancellation)
+    {
         using var sft = new SftTrainer(policy, data.Train, options.Sft, options.Steps);
         foreach (var step in sft.Train(cancellation: cancellation)) onStep?.Invoke(step);
-        return policy;
     }
 }
