@@ -35,8 +35,8 @@ public sealed class SyntheticDatasetTests : IClassFixture<SyntheticDatasetTests.
     }
 
     [Theory]
-    [InlineData("shapes-detection", "798eac0d45f5d527")]
-    [InlineData("shapes-ovd", "37ee169909c66204")]
+    [InlineData("shapes-detection", "7c911c8b4ab31f12")]
+    [InlineData("shapes-ovd", "89cb76fa250c6a65")]
     [InlineData("shapes-classification", "14816c01e81d4336")]
     [InlineData("shapes-grounding", "947715ba190d2214")]
     public void Generators_are_pinned(string name, string fingerprint16)
