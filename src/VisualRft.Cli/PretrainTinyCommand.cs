@@ -18,7 +18,8 @@ public static class PretrainTinyCommand
         var from = new Option<DirectoryInfo?>("--from") { Description = "continue training this tiny model folder instead of starting from nothing" };
         var lr = new Option<double>("--lr") { Description = "peak learning rate", DefaultValueFactory = _ => defaults.Sft.LearningRate };
         var dataSeed = new Option<int?>("--data-seed") { Description = "seed of the SFT images (default: the shapes-ovd manifest's)" };
-        var cmd = new Command("pretrain-tiny", "Pre-train the tiny Qwen2-VL base model on the synthetic base tasks") { steps, output, from, lr, dataSeed };
+        var images = new Option<int>("--images-per-category") { Description = "SFT images per base category", DefaultValueFactory = _ => defaults.ImagesPerCategory };
+        var cmd = new Command("pretrain-tiny", "Pre-train the tiny Qwen2-VL base model on the synthetic base tasks") { steps, output, from, lr, dataSeed, images };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -26,7 +27,7 @@ public static class PretrainTinyCommand
             o.WriteLine(TorchRuntime.Describe());
             var options = defaults with
             {
-                Steps = parse.GetValue(steps), DataSeed = parse.GetValue(dataSeed),
+                Steps = parse.GetValue(steps), DataSeed = parse.GetValue(dataSeed), ImagesPerCategory = parse.GetValue(images),
                 Sft = defaults.Sft with { LearningRate = parse.GetValue(lr) },
             };
             var start = DateTime.UtcNow;
