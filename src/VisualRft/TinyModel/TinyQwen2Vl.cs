@@ -21,8 +21,8 @@ public sealed record TinyPretrainOptions
     public int VisionWidth { get; init; } = 64;
     public int VisionDepth { get; init; } = 2;
     /// <summary>Images per base category in the SFT set (shapes-ovd's base split: novel categories never appear).</summary>
-    public int ImagesPerCategory { get; init; } = 64;
-    public int Steps { get; init; } = 3000;
+    public int ImagesPerCategory { get; init; } = 400;
+    public int Steps { get; init; } = 4000;
     public SftOptions Sft { get; init; } = new() { LearningRate = 1.5e-3, BatchSize = 16, WarmupSteps = 100, WeightDecay = 0.01, Seed = 7 };
     public ulong Seed { get; init; } = 7;
     /// <summary>Seed of the SFT images (null: the shapes-ovd manifest's); a continued run draws fresh images with another.</summary>
