@@ -24,9 +24,17 @@ public class TorchRuntimeTests
         TorchRuntime.PatchElf(bytes);
         Assert.False(TorchRuntime.PatchElf(bytes));   // a second pass finds nothing left to change
     }
+}
 
+/// <summary>The no-GC region is process-wide: this runs alone, after the parallel tests.</summary>
+[CollectionDefinition(nameof(QuietGcTests), DisableParallelization = true)]
+public class QuietGcCollection { }
+
+[Collection(nameof(QuietGcTests))]
+public class QuietGcTests
+{
     [Fact]
-    public void Quiet_gc_sections_hold_the_collector_off_and_nest()
+    public void Sections_hold_the_collector_off_and_nest()
     {
         var before = GC.CollectionCount(0);
         using (TorchRuntime.QuietGc())
