@@ -15,13 +15,12 @@ namespace VisualRft.Tests.Grpo;
 
 /// <summary>
 /// A reward with spread on random text, so that a freshly initialised model gets non-zero advantages: the share of
-/// letters in the completion. <see cref="Poison"/> makes one completion's reward NaN, like the official detection
+/// letters in the completion. With <c>poison</c>, the second completion scored gets NaN, like the official detection
 /// reward on <c>'Confidence': NaN</c>.
 /// </summary>
 sealed class LetterShareReward(bool poison = false) : TaskReward(RewardTask.Classification, RewardPreset.Strict,
     [new RewardComponent("letters", "share of letters in the completion", 0, 1)])
 {
-    public bool Poison => poison;
     int _calls;
 
     private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
