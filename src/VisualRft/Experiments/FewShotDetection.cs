@@ -23,8 +23,8 @@ public sealed record FewShotDetectionOptions
     public int Shots { get; init; } = 4;
     /// <summary>Held-out images per novel category.</summary>
     public int TestPerCategory { get; init; } = 8;
-    public int RftSteps { get; init; } = 40;
-    public int SftSteps { get; init; } = 40;
+    public int RftSteps { get; init; } = 60;
+    public int SftSteps { get; init; } = 60;
     public RewardPreset Preset { get; init; } = RewardPreset.VisualRft;
     public int EvalMaxNewTokens { get; init; } = 128;
 
