@@ -24,9 +24,10 @@ public static class QuickstartCommand
         var preset = new Option<string>("--preset") { Description = "reward preset: visual-rft | strict", DefaultValueFactory = _ => "visual-rft" };
         preset.AcceptOnlyFromAmong("visual-rft", "strict");
         var output = new Option<DirectoryInfo>("--out") { Description = "folder for result.json and summary.md", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("runs", "quickstart")) };
+        var lr = new Option<double>("--lr") { Description = "Visual-RFT learning rate", DefaultValueFactory = _ => defaults.Grpo.LearningRate };
         var model = new Option<DirectoryInfo?>("--model") { Description = "a Hugging Face model folder to start from instead of the built-in tiny model" };
         var cmd = new Command("quickstart", "Few-shot detection with Visual-RFT vs SFT on the built-in tiny model (CPU, a few minutes)")
-            { steps, shots, test, preset, output, model };
+            { steps, shots, test, preset, output, model, lr };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -36,6 +37,7 @@ public static class QuickstartCommand
             {
                 RftSteps = parse.GetValue(steps), SftSteps = parse.GetValue(steps), Shots = parse.GetValue(shots),
                 TestPerCategory = parse.GetValue(test), Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                Grpo = defaults.Grpo with { LearningRate = parse.GetValue(lr) },
             };
             var folder = parse.GetValue(model)?.FullName;
             var result = FewShotDetection.Run(options,
