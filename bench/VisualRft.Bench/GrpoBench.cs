@@ -30,7 +30,7 @@ static class GrpoBench
         {
             var timed = trainer.Train().Skip(warmup).ToList();
             double Median(Func<StepMetrics, double> f) { var v = timed.Select(f).Order().ToList(); return v[v.Count / 2]; }
-            Console.WriteLine($"\\n== GRPO step, G = {options.NumGenerations}, ≤ {options.MaxCompletionLength} new tokens, medians of n = {timed.Count}");
+            Console.WriteLine($"\n== GRPO step, G = {options.NumGenerations}, ≤ {options.MaxCompletionLength} new tokens, medians of n = {timed.Count}");
             Console.WriteLine($"total {Median(m => m.Time.TotalMs):F0} ms = generate {Median(m => m.Time.GenerateMs):F0} + reference {Median(m => m.Time.ReferenceMs):F0}"
                 + $" + policy {Median(m => m.Time.PolicyMs):F0} + optimizer {Median(m => m.Time.OptimizerMs):F0} ms;"
                 + $" completion length {timed.Average(m => m.CompletionLength):F1} tokens; {Median(m => m.TokensPerSecond):F0} generated tokens/s");
@@ -58,7 +58,7 @@ static class GrpoBench
         }
         var kv = cached.Order().ElementAt(2);
         var recompute = Recompute(policy.Model, ids, mask, images, g, tokens, rng);
-        Console.WriteLine($"\\n== rollout, G = {g} × {tokens} new tokens, prompt {ids.shape[1]} tokens (16 of them image)");
+        Console.WriteLine($"\n== rollout, G = {g} × {tokens} new tokens, prompt {ids.shape[1]} tokens (16 of them image)");
         Console.WriteLine($"KV cache: {kv * 1e3:F0} ms (median of 5), {g * tokens / kv:F0} tokens/s");
         Console.WriteLine($"recompute: {recompute * 1e3:F0} ms, {g * tokens / recompute:F0} tokens/s; KV-cache speed-up {recompute / kv:F1}x");
         Console.WriteLine($"peak RSS over the whole run: {PeakMb():F0} MB");
