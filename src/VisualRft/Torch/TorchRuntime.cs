@@ -41,11 +41,16 @@ public static class TorchRuntime
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
+    // Set once every candidate was read; EnsureLoaded then skips re-reading the shims that the module initializer patched.
+    static volatile bool _patched;
+
     static void PatchNativeShims()
     {
+        if (_patched) return;
         if (OperatingSystem.IsLinux())
             foreach (var path in CandidateShimPaths())
                 TryPatch(path);
+        _patched = true;
     }
 
     /// <summary>Patches the native shim where needed, loads libtorch and sets the thread count.</summary>
