@@ -46,9 +46,8 @@ public static class PolicyEvaluator
             using var scope = NewDisposeScope();
             var batch = policy.Encode(chunk);
             var device = policy.Device;
-            var grid = batch.ImageGridThwTensor()!;
             ImageInputs images;
-            using (no_grad()) images = new ImageInputs(policy.Model.EncodeImages(batch.PixelValuesTensor()!.to(device), grid), grid);
+            using (no_grad()) images = policy.EncodeImages(batch);
             using var generated = policy.Model.Generate(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device), images, sampling);
             completions.AddRange(policy.Decode(generated.CompletionIds, generated.CompletionMask));
             progress?.Report(completions.Count);

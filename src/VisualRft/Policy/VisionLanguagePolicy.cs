@@ -44,6 +44,13 @@ public sealed class VisionLanguagePolicy : IDisposable
     public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples) =>
         Processor.Process(samples.Select(s => (RgbImage.FromImageSharp(s.Image), s.Problem)).ToList());
 
+    /// <summary>The vision tower's output for a processed batch, on the model's device (with gradient when autograd is on).</summary>
+    public ImageInputs EncodeImages(ProcessorBatch batch)
+    {
+        var grid = batch.ImageGridThwTensor() ?? throw new ArgumentException("the batch has no images", nameof(batch));
+        return new ImageInputs(Model.EncodeImages(batch.PixelValuesTensor()!.to(Device), grid), grid);
+    }
+
     /// <summary>Token ids of a target completion followed by <c>&lt;|im_end|&gt;</c>, as the chat template closes a turn.</summary>
     public int[] EncodeCompletion(string completion) =>
         [.. Processor.Tokenizer.Encode(completion), (int)StopTokenIds[0]];

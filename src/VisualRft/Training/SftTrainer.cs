@@ -119,8 +119,7 @@ public sealed class SftTrainer : IDisposable
             }
         var completion = tensor(ids, [samples.Count, c]).to(device);
         var completionMask = tensor(mask, [samples.Count, c]).to(device);
-        var grid = batch.ImageGridThwTensor()!;
-        var images = new ImageInputs(policy.Model.EncodeImages(batch.PixelValuesTensor()!.to(device), grid), grid);
+        var images = policy.EncodeImages(batch);
         var logps = policy.Model.CompletionLogProbs(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device),
             completion, completionMask, images);
         var m = completionMask.to_type(logps.dtype);
