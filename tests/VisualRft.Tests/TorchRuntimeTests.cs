@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using VisualRft.Torch;
 
@@ -26,25 +27,37 @@ public class TorchRuntimeTests
     }
 }
 
-/// <summary>The no-GC region is process-wide: this runs alone, after the parallel tests.</summary>
-[CollectionDefinition(nameof(QuietGcTests), DisableParallelization = true)]
-public class QuietGcCollection { }
+/// <summary>The finalizer gate is process-wide: this runs alone, after the parallel tests.</summary>
+[CollectionDefinition(nameof(HoldFinalizersTests), DisableParallelization = true)]
+public class HoldFinalizersCollection { }
 
-[Collection(nameof(QuietGcTests))]
-public class QuietGcTests
+[Collection(nameof(HoldFinalizersTests))]
+public class HoldFinalizersTests
 {
-    [Fact]
-    public void Sections_hold_the_collector_off_and_nest()
+    sealed class Finalizable(ManualResetEventSlim finalized)
     {
-        var before = GC.CollectionCount(0);
-        using (TorchRuntime.QuietGc())
+        ~Finalizable() => finalized.Set();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void Drop(ManualResetEventSlim finalized) => _ = new Finalizable(finalized);
+
+    [Fact]
+    public void Finalizers_wait_until_the_last_section_ends()
+    {
+        var finalized = new ManualResetEventSlim();
+        using (TorchRuntime.HoldFinalizers())
         {
-            var gcsAtStart = GC.CollectionCount(0);
-            Assert.True(gcsAtStart > before);                  // it collects up front
-            using (TorchRuntime.QuietGc()) { }                 // nested: a no-op that leaves the outer section on
-            for (int i = 0; i < 10_000; i++) _ = new byte[100];
-            Assert.Equal(gcsAtStart, GC.CollectionCount(0));
+            Assert.True(TorchRuntime.FinalizersHeld);
+            using (TorchRuntime.HoldFinalizers()) { }       // nested: ending it leaves the outer section's gate closed
+            Assert.True(TorchRuntime.FinalizersHeld);
+            Drop(finalized);
+            var gcs = GC.CollectionCount(0);
+            GC.Collect();
+            Assert.True(GC.CollectionCount(0) > gcs);       // collections still run...
+            Assert.False(finalized.Wait(TimeSpan.FromMilliseconds(500)));   // ...but the dead object's finalizer waits
         }
-        Assert.NotEqual(System.Runtime.GCLatencyMode.NoGCRegion, System.Runtime.GCSettings.LatencyMode);
+        Assert.False(TorchRuntime.FinalizersHeld);
+        Assert.True(finalized.Wait(TimeSpan.FromSeconds(10)));
     }
 }

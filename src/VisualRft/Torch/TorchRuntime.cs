@@ -175,42 +175,83 @@ public static class TorchRuntime
         return changed;
     }
 
+    static readonly object GateLock = new();
+    static int _holders;
+    static ManualResetEventSlim? _gateRelease;
+
     /// <summary>
-    /// A stretch of torch work during which the garbage collector does not start on its own. TorchSharp hands the native
-    /// handle of temporary <c>Scalar</c>s (the alpha of every <c>a + b</c>, every <c>t * 0.5</c>) to libtorch without keeping
-    /// the managed object alive; a collection started by another thread during that call can run the Scalar's finalizer
-    /// while libtorch reads it, which surfaces as "Expected false to be true" from <c>Scalar::toFloat</c> or as a crash
-    /// (upstream: dotnet/TorchSharp PRs 1434 and 1496, open). Collecting up front and then holding the GC off for the
-    /// training step or sampling loop closes that window. Nested sections are no-ops; if the step allocates more managed
-    /// memory than <paramref name="budgetBytes"/>, the runtime ends the section early and collects as usual.
+    /// A stretch of torch work during which no finalizer runs. TorchSharp hands the native handle of temporary
+    /// <c>Scalar</c>s (the alpha of every <c>a + b</c>, every <c>t * 0.5</c>) to libtorch without keeping the managed object
+    /// alive; a collection started by another thread during that call can run the Scalar's finalizer while libtorch reads
+    /// it, which surfaces as "Expected false to be true" from <c>Scalar::toFloat</c> or as a crash (upstream:
+    /// dotnet/TorchSharp PRs 1434 and 1496, open). Holding off the GC is not enough (a step that allocates more than the
+    /// no-GC budget reopens the window: it did, with 224-px images), so this parks the finalizer thread instead: an object
+    /// whose finalizer waits for the section to end is collected up front, and every finalizer queued behind it, those of
+    /// the step's Scalars included, runs only after the step's native calls have returned. Collections go on as usual.
+    /// Sections are process-wide and counted: they nest and may overlap across threads; the gate opens when the last ends.
+    /// Inside a section nothing may wait for pending finalizers (TorchSharp does so only to retry a failed allocation); the
+    /// parked finalizer gives up after <see cref="MaxFinalizerHold"/> so that such a wait cannot hang for ever.
     /// </summary>
-    public static IDisposable QuietGc(long budgetBytes = 64L << 20)
+    public static IDisposable HoldFinalizers()
     {
-        if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion) return NoOp.Instance;
-        try
+        lock (GateLock)
         {
-            return GC.TryStartNoGCRegion(budgetBytes) ? new NoGcRegion() : NoOp.Instance;
+            if (_holders++ == 0) _gateRelease = CloseFinalizerGate();
         }
-        catch (Exception e) when (e is ArgumentOutOfRangeException or InvalidOperationException)
+        return new FinalizerHold();
+    }
+
+    /// <summary>The longest a section keeps the finalizer thread parked (a safety valve, far above any training step here).</summary>
+    public static readonly TimeSpan MaxFinalizerHold = TimeSpan.FromMinutes(15);
+
+    /// <summary>True while a <see cref="HoldFinalizers"/> section has the finalizer thread parked.</summary>
+    public static bool FinalizersHeld
+    {
+        get { lock (GateLock) return _gateRelease is { IsSet: false }; }
+    }
+
+    static ManualResetEventSlim? CloseFinalizerGate()
+    {
+        var entered = new ManualResetEventSlim(false);
+        var release = new ManualResetEventSlim(false);
+        PlantGate(entered, release);
+        // The gate object is young: a gen-0 collection finds it dead; a full one covers the case where another thread's
+        // collection promoted it in between. The finalizer thread may first have to finish older finalizers (all safe).
+        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        if (entered.Wait(TimeSpan.FromMilliseconds(200))) return release;
+        GC.Collect();
+        if (entered.Wait(TimeSpan.FromSeconds(30))) return release;
+        release.Set();
+        System.Diagnostics.Trace.TraceWarning("TorchRuntime.HoldFinalizers: the finalizer thread did not reach the gate; the section runs unguarded");
+        return null;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static void PlantGate(ManualResetEventSlim entered, ManualResetEventSlim release) => _ = new FinalizerGate(entered, release);
+
+    sealed class FinalizerGate(ManualResetEventSlim entered, ManualResetEventSlim release)
+    {
+        ~FinalizerGate()
         {
-            return NoOp.Instance;
+            entered.Set();
+            release.Wait(MaxFinalizerHold);
         }
     }
 
-    sealed class NoGcRegion : IDisposable
+    sealed class FinalizerHold : IDisposable
     {
+        int _disposed;
+
         public void Dispose()
         {
-            if (GCSettings.LatencyMode != GCLatencyMode.NoGCRegion) return;   // the budget ran out and the runtime ended it
-            try { GC.EndNoGCRegion(); }
-            catch (InvalidOperationException) { }
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            lock (GateLock)
+            {
+                if (--_holders > 0) return;
+                _gateRelease?.Set();
+                _gateRelease = null;
+            }
         }
-    }
-
-    sealed class NoOp : IDisposable
-    {
-        public static readonly NoOp Instance = new();
-        public void Dispose() { }
     }
 
     [DllImport("libc.so.6", EntryPoint = "malloc_trim")]
