@@ -13,7 +13,7 @@ public static class PretrainTinyCommand
     public static Command Create()
     {
         var defaults = new TinyPretrainOptions();
-        var steps = new Option<int>("--steps") { Description = "SFT steps", DefaultValueFactory = _ => defaults.Steps };
+        var steps = new Option<int>("--steps") { Description = "SFT steps (0 with --from: only check the model)", DefaultValueFactory = _ => defaults.Steps };
         var output = new Option<DirectoryInfo>("--out") { Description = "output folder (Hugging Face layout)", Required = true };
         var from = new Option<DirectoryInfo?>("--from") { Description = "continue training this tiny model folder instead of starting from nothing" };
         var lr = new Option<double>("--lr") { Description = "peak learning rate", DefaultValueFactory = _ => defaults.Sft.LearningRate };
@@ -38,10 +38,13 @@ public static class PretrainTinyCommand
             }
             var fromFolder = parse.GetValue(from)?.FullName;
             using var policy = fromFolder is null ? TinyQwen2Vl.Pretrain(options, Report) : VisualRft.Policy.VisionLanguagePolicy.FromPretrained(fromFolder, TorchSharp.torch.CPU);
-            if (fromFolder is not null) TinyQwen2Vl.ContinuePretraining(policy, options, Report);
+            if (fromFolder is not null && options.Steps > 0) TinyQwen2Vl.ContinuePretraining(policy, options, Report);
             var folder = parse.GetValue(output)!.FullName;
             policy.SavePretrained(folder);
             o.WriteLine($"{policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}; written to {folder}");
+            // The loss cannot tell whether the boxes come from the image: check on unseen base images.
+            using var heldOut = TinyQwen2Vl.HeldOutBaseTasks();
+            o.WriteLine($"held-out base images ({heldOut.Train.Count}): {VisualRft.Evaluation.ImageDependence.Measure(policy, heldOut.Train)}");
             return 0;
         });
         return cmd;

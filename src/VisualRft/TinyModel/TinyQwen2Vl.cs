@@ -83,6 +83,12 @@ public static class TinyQwen2Vl
     public static SyntheticDataset BaseTasks(TinyPretrainOptions options) =>
         SyntheticDatasets.Load("shapes-ovd", shots: options.ImagesPerCategory, seed: options.DataSeed);
 
+    /// <summary>Seed of the held-out base-category images that check a pre-trained model (never a training seed).</summary>
+    public const int HeldOutSeed = 999;
+
+    /// <summary>Unseen images of the base categories (<paramref name="perCategory"/> each): what <c>vrft pretrain-tiny</c> checks its model on.</summary>
+    public static SyntheticDataset HeldOutBaseTasks(int perCategory = 2) => SyntheticDatasets.Load("shapes-ovd", shots: perCategory, seed: HeldOutSeed);
+
     /// <summary>
     /// Makes the tiny base model from nothing: a BPE vocabulary learned on the base prompts and targets, a randomly
     /// initialised tiny Qwen2-VL, then SFT on the base tasks. Deterministic for given options (on one thread count).
