@@ -16,6 +16,17 @@ public enum CategorySelection { None, Base, Novel, All }
 public sealed record SplitSpec(CategorySelection Categories, int Size);
 
 /// <summary>
+/// How a detection scene is composed (manifest key <c>scene</c>, optional): targets of the queried category and distractors
+/// per image (inclusive ranges) and the object side as a fraction of the image side. The defaults are the few-shot scenes;
+/// the tiny model's first pre-training stages use one large object alone (TinyPretrainOptions).
+/// </summary>
+public sealed record SceneSpec(int MinTargets = 1, int MaxTargets = 3, int MinDistractors = 1, int MaxDistractors = 2,
+    double MinObjectSide = 0.24, double MaxObjectSide = 0.40)
+{
+    public static readonly SceneSpec Default = new();
+}
+
+/// <summary>
 /// A synthetic dataset's description, read from <c>data-manifests/{name}.json</c>. Every key is required except
 /// <c>shotOptions</c>; unknown keys and values are errors that name the file and the key.
 /// </summary>
@@ -31,6 +42,7 @@ public sealed record SplitSpec(CategorySelection Categories, int Size);
 /// <param name="ShotOptions">The shot counts the paper reports for this setting (documentation for cards and sweeps).</param>
 /// <param name="Train">The training split.</param>
 /// <param name="Test">The held-out split.</param>
+/// <param name="Scene">Detection scene composition (key <c>scene</c>, optional; <see cref="SceneSpec.Default"/>).</param>
 /// <param name="Source">Where the manifest came from (file path or "embedded:{name}"), used in error messages.</param>
 public sealed record DatasetManifest(
     string Name,
@@ -45,12 +57,13 @@ public sealed record DatasetManifest(
     IReadOnlyList<int> ShotOptions,
     SplitSpec Train,
     SplitSpec Test,
+    SceneSpec Scene,
     string Source)
 {
     public const int MinImageSize = 56, MaxImageSize = 448;
 
     static readonly string[] Keys =
-        ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test"];
+        ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene"];
 
     static readonly Dictionary<string, DatasetTask> Tasks = new()
     {
@@ -119,6 +132,7 @@ public sealed record DatasetManifest(
                 ShotOptions: root.TryGetProperty("shotOptions", out var so) ? IntList(so, source, "shotOptions") : [],
                 Train: Split(root, "train", source),
                 Test: Split(root, "test", source),
+                Scene: root.TryGetProperty("scene", out _) ? ParseScene(root, source) : SceneSpec.Default,
                 Source: source);
             manifest.Validate();
             return manifest;
@@ -170,6 +184,16 @@ public sealed record DatasetManifest(
         foreach (var s in ShotOptions)
             if (s < 1) throw Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
 
+        if (Scene != SceneSpec.Default)
+        {
+            if (Generator != "shapes-detection") throw Error(Source, "scene", $"only detection scenes can be composed, not '{Generator}'");
+            if (Scene.MinTargets < 1 || Scene.MaxTargets > 3 || Scene.MinTargets > Scene.MaxTargets)
+                throw Error(Source, "scene.targets", $"must be a range within [1, 3], got [{Scene.MinTargets}, {Scene.MaxTargets}]");
+            if (Scene.MinDistractors < 0 || Scene.MaxDistractors > 2 || Scene.MinDistractors > Scene.MaxDistractors)
+                throw Error(Source, "scene.distractors", $"must be a range within [0, 2], got [{Scene.MinDistractors}, {Scene.MaxDistractors}]");
+            if (!(Scene.MinObjectSide >= 0.1 && Scene.MaxObjectSide <= 0.8 && Scene.MinObjectSide <= Scene.MaxObjectSide))
+                throw Error(Source, "scene.objectSide", $"must be a range within [0.1, 0.8], got [{Scene.MinObjectSide}, {Scene.MaxObjectSide}]");
+        }
         CheckSplit("train", Train);
         CheckSplit("test", Test);
         if (Task == DatasetTask.OpenVocabularyDetection && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
@@ -197,6 +221,26 @@ public sealed record DatasetManifest(
         CheckKeys(o, ["categories", "size"], source, key + ".");
         var sel = o.TryGetProperty("categories", out _) ? Enum(Str(o, "categories", source, key + "."), Selections, source, key + ".categories") : CategorySelection.None;
         return new SplitSpec(sel, Int(o, "size", source, key + "."));
+    }
+
+    static SceneSpec ParseScene(JsonElement root, string source)
+    {
+        var o = Obj(root, "scene", source);
+        CheckKeys(o, ["targets", "distractors", "objectSide"], source, "scene.");
+        var d = SceneSpec.Default;
+        var targets = o.TryGetProperty("targets", out var t) ? Pair(IntList(t, source, "scene.targets"), source, "scene.targets") : (d.MinTargets, d.MaxTargets);
+        var distractors = o.TryGetProperty("distractors", out var x) ? Pair(IntList(x, source, "scene.distractors"), source, "scene.distractors") : (d.MinDistractors, d.MaxDistractors);
+        var side = o.TryGetProperty("objectSide", out var z) ? Pair(DoubleList(z, source, "scene.objectSide"), source, "scene.objectSide") : (d.MinObjectSide, d.MaxObjectSide);
+        return new SceneSpec(targets.Item1, targets.Item2, distractors.Item1, distractors.Item2, side.Item1, side.Item2);
+    }
+
+    static (T, T) Pair<T>(IReadOnlyList<T> list, string source, string key) =>
+        list.Count == 2 ? (list[0], list[1]) : throw Error(source, key, $"must be [min, max], got {list.Count} values");
+
+    static IReadOnlyList<double> DoubleList(JsonElement v, string source, string key)
+    {
+        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of numbers, got {v.ValueKind}");
+        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw Error(source, key, $"entries must be numbers, got {e.GetRawText()}"))];
     }
 
     static void CheckKeys(JsonElement o, string[] known, string source, string prefix)

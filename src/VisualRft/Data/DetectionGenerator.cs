@@ -24,8 +24,10 @@ internal static class DetectionGenerator
         ShapeVocabulary.TrySplit(category, out var colour, out var shape);
         var hard = pool.Where(c => c.StartsWith(colour + " ", StringComparison.Ordinal) || c.EndsWith(" " + shape, StringComparison.Ordinal)).ToList();
 
-        var nTargets = rng.NextDouble() switch { < 0.6 => 1, < 0.9 => 2, _ => 3 };
-        var nDistractors = rng.Next(1, 3);
+        // Drawn as for the default scene, then limited to the manifest's ranges (the default scenes keep their random stream).
+        var scene = m.Scene;
+        var nTargets = Math.Clamp(rng.NextDouble() switch { < 0.6 => 1, < 0.9 => 2, _ => 3 }, scene.MinTargets, scene.MaxTargets);
+        var nDistractors = Math.Clamp(rng.Next(1, 3), scene.MinDistractors, scene.MaxDistractors);
         var layout = new SceneLayout(size, size);
         var objects = new List<SceneObject>();
         var targets = new List<PixelBox>();
@@ -33,7 +35,7 @@ internal static class DetectionGenerator
         {
             var isTarget = i < nTargets;
             var cat = isTarget ? category : (hard.Count > 0 && rng.Chance(0.5) ? rng.Pick(hard) : rng.Pick(pool));
-            var side = layout.Side(rng, 0.24, 0.40);
+            var side = layout.Side(rng, scene.MinObjectSide, scene.MaxObjectSide);
             var h = Math.Max(8, (int)(side * rng.Uniform(0.85, 1.15)));
             // The first target always fits on an empty canvas; a later object that finds no room is left out.
             if (!layout.TryPlace(rng, side, h, out var nominal)) continue;

@@ -68,6 +68,11 @@ public class ManifestTests
     [InlineData("\"categories\": \"novel\", \"size\": 2", "\"size\": 2", "key 'train.categories' is required")]
     [InlineData("\"seed\": 1,", "", "key 'seed' is missing")]
     [InlineData("\"task\": \"detection\"", "\"task\": \"open-vocabulary-detection\"", "trains on 'base' and tests on 'novel'")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"targets\": [2, 1] },", "key 'scene.targets' must be a range within [1, 3]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"distractors\": [0, 3] },", "key 'scene.distractors' must be a range within [0, 2]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.4] },", "key 'scene.objectSide' must be [min, max]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.5, 0.9] },", "key 'scene.objectSide' must be a range within [0.1, 0.8]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"size\": 3 },", "key 'scene.size' unknown key")]
     public void Invalid_manifests_name_the_file_and_the_key(string from, string to, string message)
     {
         Assert.NotNull(DatasetManifest.Parse(Valid, "ok.json"));
@@ -85,6 +90,21 @@ public class ManifestTests
         Assert.Contains("imageSize", Assert.Throws<InvalidDataException>(() => m.With(imageSize: 120)).Message);
         Assert.Throws<FileNotFoundException>(() => DatasetManifest.Load(Path.Combine(Folder, "missing.json")));
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse("{", "x.json")).Message);
+    }
+
+    [Fact]
+    public void A_scene_key_composes_detection_images()
+    {
+        var m = DatasetManifest.Parse(Valid.Replace("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"targets\": [1, 1], \"distractors\": [0, 0], \"objectSide\": [0.5, 0.6] },"), "scene.json");
+        Assert.Equal(new SceneSpec(1, 1, 0, 0, 0.5, 0.6), m.Scene);
+        Assert.Equal(SceneSpec.Default, DatasetManifest.Parse(Valid, "ok.json").Scene);
+        using var data = SyntheticDataset.FromManifest(m, shots: 6);
+        Assert.All(data.Train, s =>
+        {
+            var box = Assert.Single(s.Boxes);
+            Assert.Single(s.Objects);                                         // no distractor
+            Assert.InRange(Math.Max(box.Width, box.Height), 0.5 * 112 * 0.85 - 2, 0.6 * 112 * 1.15 + 1);
+        });
     }
 
     /// <summary>Records with list members compare lists by reference; compare their contents.</summary>
