@@ -180,7 +180,8 @@ public sealed record DatasetManifest(
         }
         var both = BaseCategories.Intersect(NovelCategories).FirstOrDefault();
         if (both != null) throw Error(Source, "categories", $"'{both}' is both base and novel; the sets must be disjoint");
-        if (BaseCategories.Count + NovelCategories.Count < 2) throw Error(Source, "categories", "at least two categories are needed (targets and distractors)");
+        if (BaseCategories.Count + NovelCategories.Count < (Scene.MaxDistractors > 0 ? 2 : 1))
+            throw Error(Source, "categories", Scene.MaxDistractors > 0 ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
         foreach (var s in ShotOptions)
             if (s < 1) throw Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
 

@@ -5,7 +5,7 @@ namespace VisualRft.Tests.Data;
 public class ManifestTests
 {
     static readonly string Folder = Path.Combine(Golden.RepoRoot, SyntheticDatasets.FolderName);
-    static readonly string[] Expected = ["shapes-classification", "shapes-detection", "shapes-grounding", "shapes-ovd"];
+    static readonly string[] Expected = ["shapes-classification", "shapes-detection", "shapes-first-look", "shapes-grounding", "shapes-ovd", "shapes-single-object"];
 
     [Fact]
     public void Every_repository_manifest_is_embedded_identically()
