@@ -106,6 +106,16 @@ public sealed class SftTrainer : IDisposable
     {
         var batch = policy.Encode(samples);
         var device = policy.Device;
+        var (completion, completionMask) = EncodeTargets(policy, samples);
+        var logps = policy.Model.CompletionLogProbs(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device),
+            completion, completionMask, policy.EncodeImages(batch));
+        var m = completionMask.to_type(logps.dtype);
+        return -(logps * m).sum() / m.sum();
+    }
+
+    /// <summary>The <see cref="Target"/> completions of <paramref name="samples"/>, right padded: ids and mask [N, C] on the policy's device.</summary>
+    public static (Tensor Ids, Tensor Mask) EncodeTargets(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples)
+    {
         var targets = samples.Select(s => policy.EncodeCompletion(Target(s))).ToList();
         var c = targets.Max(t => t.Length);
         var ids = new long[samples.Count * c];
@@ -117,13 +127,7 @@ public sealed class SftTrainer : IDisposable
                 ids[b * c + j] = real ? targets[b][j] : policy.PadTokenId;
                 mask[b * c + j] = real ? 1 : 0;
             }
-        var completion = tensor(ids, [samples.Count, c]).to(device);
-        var completionMask = tensor(mask, [samples.Count, c]).to(device);
-        var images = policy.EncodeImages(batch);
-        var logps = policy.Model.CompletionLogProbs(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device),
-            completion, completionMask, images);
-        var m = completionMask.to_type(logps.dtype);
-        return -(logps * m).sum() / m.sum();
+        return (tensor(ids, [samples.Count, c]).to(policy.Device), tensor(mask, [samples.Count, c]).to(policy.Device));
     }
 
     /// <summary>Steps until <see cref="TotalSteps"/> (or <paramref name="steps"/> more), yielding each result.</summary>
