@@ -32,6 +32,25 @@ public class TinyQwen2VlTests
     }
 
     [Fact]
+    public void Pretraining_runs_its_stages_in_order_and_is_deterministic()
+    {
+        var options = new TinyPretrainOptions
+        {
+            VocabSize = 300, Hidden = 32, Layers = 1, VisionWidth = 16, VisionDepth = 1,
+            Stages = [new("shapes-first-look", 3, 4, 1e-3), new("shapes-single-object", 2, 1, 1e-3)],
+        };
+        var steps = new List<(int Stage, int Step)>();
+        var ends = new List<int>();
+        using var a = TinyQwen2Vl.Pretrain(options, (stage, s) => steps.Add((stage, s.Step)), (stage, _) => ends.Add(stage));
+        Assert.Equal([(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)], steps);   // each stage has its own optimizer and schedule
+        Assert.Equal([0, 1], ends);
+        using var b = TinyQwen2Vl.Pretrain(options);
+        foreach (var ((name, pa), (_, pb)) in a.Model.named_parameters().Zip(b.Model.named_parameters()))
+            Assert.True(pa.eq(pb).all().item<bool>(), $"{name} differs between two runs with the same options");
+        Assert.Throws<ArgumentException>(() => TinyQwen2Vl.Pretrain(options with { Stages = [] }));
+    }
+
+    [Fact]
     public void Config_json_round_trips_for_both_families()
     {
         foreach (var config in new[] { Qwen2VLConfig.Tiny(), Qwen2VLConfig.Tiny(Qwen2VLConfig.Qwen25VLType), Qwen2VLConfig.Qwen2VL2B() })
