@@ -24,7 +24,7 @@ internal static class ClassificationGenerator
         int size = m.ImageSize;
         var canvas = new Canvas(size, size);
         canvas.Background(rng);
-        var fill = ShapeVocabulary.Jittered(rng.Pick(ShapeVocabulary.Colours), rng);
+        var fill = ShapeVocabulary.Jittered(rng.Pick(ShapeVocabulary.BaseColours), rng);
         var dark = new Rgb24((byte)(fill.R * 45 / 100), (byte)(fill.G * 45 / 100), (byte)(fill.B * 45 / 100));
         var shader = Shader(className, fill, dark);
 

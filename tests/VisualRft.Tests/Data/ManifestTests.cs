@@ -62,7 +62,7 @@ public class ManifestTests
     [InlineData("\"imageSize\": 112", "\"imageSize\": 100", "key 'imageSize' must be a multiple of 28")]
     [InlineData("\"imageSize\": 112", "\"imageSize\": \"112\"", "key 'imageSize' must be an integer")]
     [InlineData("\"green star\"]", "\"red circle\"]", "'red circle' is both base and novel")]
-    [InlineData("\"green star\"]", "\"pink star\"]", "key 'categories.novel' unknown category 'pink star'")]
+    [InlineData("\"green star\"]", "\"violet star\"]", "key 'categories.novel' unknown category 'violet star'")]
     [InlineData("\"generator\": \"shapes-detection\"", "\"generator\": \"shapes-grounding\"", "key 'generator' task 'detection' needs generator 'shapes-detection'")]
     [InlineData("\"size\": 3 }", "\"size\": 0 }", "key 'test.size' must be a positive integer")]
     [InlineData("\"categories\": \"novel\", \"size\": 2", "\"size\": 2", "key 'train.categories' is required")]

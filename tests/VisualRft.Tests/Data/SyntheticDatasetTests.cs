@@ -35,7 +35,7 @@ public sealed class SyntheticDatasetTests : IClassFixture<SyntheticDatasetTests.
     }
 
     [Theory]
-    [InlineData("shapes-detection", "7c911c8b4ab31f12")]
+    [InlineData("shapes-detection", "e05bc7d99d155de3")]
     [InlineData("shapes-ovd", "89cb76fa250c6a65")]
     [InlineData("shapes-classification", "14816c01e81d4336")]
     [InlineData("shapes-grounding", "947715ba190d2214")]
