@@ -1,4 +1,5 @@
 using TorchSharp;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 
 namespace VisualRft.Models.Qwen2VL;
@@ -41,6 +42,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         if (options.MaxNewTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MaxNewTokens, "MaxNewTokens must be at least 1");
         if (!promptMask.shape.SequenceEqual(promptIds.shape))
             throw new ArgumentException($"prompt mask [{string.Join(",", promptMask.shape)}] does not match prompt ids [{string.Join(",", promptIds.shape)}]");
+        using var finalizers = TorchRuntime.HoldFinalizers();   // the decode loop makes thousands of temporary Scalars
         using var noGrad = torch.no_grad();
         using var outer = NewDisposeScope();
         var (b, p) = (promptIds.shape[0], promptIds.shape[1]);
