@@ -42,8 +42,9 @@ public static class PretrainTinyCommand
             }
             // The loss cannot tell whether the boxes come from the image: check on unseen base images after every stage.
             using var heldOut = TinyQwen2Vl.HeldOutBaseTasks();
-            void Check(int stage, VisualRft.Policy.VisionLanguagePolicy model) =>
-                o.WriteLine($"{(stage < 0 ? "" : $"stage {stage + 1} done; ")}held-out base images ({heldOut.Train.Count}): {VisualRft.Evaluation.ImageDependence.Measure(model, heldOut.Train)}");
+            string Dependence(VisualRft.Policy.VisionLanguagePolicy model) =>
+                $"held-out base images ({heldOut.Train.Count}): {VisualRft.Evaluation.ImageDependence.Measure(model, heldOut.Train)}";
+            void Check(int stage, VisualRft.Policy.VisionLanguagePolicy model) => o.WriteLine($"stage {stage + 1} done; {Dependence(model)}");
             using var policy = fromFolder is null
                 ? TinyQwen2Vl.Pretrain(options, Report, Check)
                 : VisualRft.Policy.VisionLanguagePolicy.FromPretrained(fromFolder, TorchSharp.torch.CPU);
@@ -51,7 +52,7 @@ public static class PretrainTinyCommand
             var folder = parse.GetValue(output)!.FullName;
             policy.SavePretrained(folder);
             o.WriteLine($"{policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}; written to {folder}");
-            if (options.Stages.Count == 0) Check(-1, policy);
+            if (options.Stages.Count == 0) o.WriteLine(Dependence(policy));
             return 0;
         });
         return cmd;

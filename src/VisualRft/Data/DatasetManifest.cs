@@ -180,8 +180,9 @@ public sealed record DatasetManifest(
         }
         var both = BaseCategories.Intersect(NovelCategories).FirstOrDefault();
         if (both != null) throw Error(Source, "categories", $"'{both}' is both base and novel; the sets must be disjoint");
-        if (BaseCategories.Count + NovelCategories.Count < (Scene.MaxDistractors > 0 ? 2 : 1))
-            throw Error(Source, "categories", Scene.MaxDistractors > 0 ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
+        var withDistractors = Scene.MaxDistractors > 0;
+        if (BaseCategories.Count + NovelCategories.Count < (withDistractors ? 2 : 1))
+            throw Error(Source, "categories", withDistractors ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
         foreach (var s in ShotOptions)
             if (s < 1) throw Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
 

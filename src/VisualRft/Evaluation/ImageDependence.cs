@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 using VisualRft.Data;
-using VisualRft.Imaging;
 using VisualRft.Policy;
 using VisualRft.Torch;
 using VisualRft.Training;
@@ -20,9 +21,6 @@ public sealed partial record ImageDependence(
     double CoordinateNll, double CoordinateNllSwapped, int CoordinateTokens,
     double OtherNll, double OtherNllSwapped, int OtherTokens)
 {
-    /// <summary>How much worse the coordinates get without the right image (nats per token; ≈ 0: boxes ignore the image).</summary>
-    public double CoordinateGain => CoordinateNllSwapped - CoordinateNll;
-
     public override string ToString() =>
         $"box coordinates: NLL {CoordinateNll:F3} with the right images, {CoordinateNllSwapped:F3} with swapped ones ({CoordinateTokens} digits); " +
         $"other tokens: {OtherNll:F3} vs {OtherNllSwapped:F3} ({OtherTokens} tokens)";
@@ -56,12 +54,12 @@ public sealed partial record ImageDependence(
     }
 
     /// <summary>Per-token log-probabilities of each sample's target given its prompt and the given image.</summary>
-    static float[][] TargetLogProbs(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, IReadOnlyList<SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>> images)
+    static float[][] TargetLogProbs(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, IReadOnlyList<Image<Rgb24>> images)
     {
         using var gate = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var batch = policy.Processor.Process(samples.Select((s, i) => (RgbImage.FromImageSharp(images[i]), s.Problem)).ToList());
+        var batch = policy.Encode(samples, images);
         var (ids, mask) = SftTrainer.EncodeTargets(policy, samples);
         var device = policy.Device;
         var logps = policy.Model.CompletionLogProbs(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device), ids, mask,

@@ -69,7 +69,7 @@ public sealed class GrpoTrainer : IDisposable
         if (samples.Count == 0) throw new ArgumentException("no prompts", nameof(samples));
         var g = Options.NumGenerations;
         var model = Policy.Model;
-        using var quiet = TorchRuntime.HoldFinalizers();
+        using var finalizers = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         var clock = Stopwatch.StartNew();
         var batch = Policy.Encode(samples);
@@ -146,7 +146,7 @@ public sealed class GrpoTrainer : IDisposable
 
     UpdateResult Apply(IReadOnlyList<AdvantageBatch> micro)
     {
-        using var quiet = TorchRuntime.HoldFinalizers();
+        using var finalizers = TorchRuntime.HoldFinalizers();
         double policyMs = 0, optimizerMs = 0, loss = 0;
         double? kl = null;
         double clip = 0;
@@ -192,7 +192,7 @@ public sealed class GrpoTrainer : IDisposable
     public StepMetrics Step()
     {
         var micro = new List<AdvantageBatch>();
-        using var quiet = TorchRuntime.HoldFinalizers();
+        using var finalizers = TorchRuntime.HoldFinalizers();
         try
         {
             var stepIndex = StepsDone;

@@ -49,8 +49,6 @@ public sealed record TinyPretrainOptions
     public ulong Seed { get; init; } = 7;
     /// <summary>Seed of the SFT images (null: each manifest's); a continued run draws fresh images with another.</summary>
     public int? DataSeed { get; init; }
-
-    public int TotalSteps => Stages.Sum(s => s.Steps);
 }
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -226,7 +225,7 @@ public static class TorchRuntime
         return null;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     static void PlantGate(ManualResetEventSlim entered, ManualResetEventSlim release) => _ = new FinalizerGate(entered, release);
 
     sealed class FinalizerGate(ManualResetEventSlim entered, ManualResetEventSlim release)
