@@ -26,7 +26,7 @@ static class GrpoBench
         // 1. GRPO steps: the paper's objective (β 0.04, μ 1), one prompt × G = 8 per step, up to 64 new tokens.
         var options = GrpoOptions.VisualRftPaper with { LearningRate = 1e-5, MaxCompletionLength = 64, GradientAccumulation = 1 };
         const int warmup = 2, steps = 12;
-        using (var trainer = new GrpoTrainer(policy, data.Train, TaskReward.Create(RewardTask.Detection), options, warmup + steps))
+        using (var trainer = new GrpoTrainer(policy, data.Train, TaskReward.Create(VisualTask.Detection), options, warmup + steps))
         {
             var timed = trainer.Train().Skip(warmup).ToList();
             double Median(Func<StepMetrics, double> f) { var v = timed.Select(f).Order().ToList(); return v[v.Count / 2]; }

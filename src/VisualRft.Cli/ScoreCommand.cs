@@ -53,11 +53,11 @@ public static class ScoreCommand
         return cmd;
     }
 
-    public static RewardTask ParseTask(string name) => name switch
+    public static VisualTask ParseTask(string name) => name switch
     {
-        "detection" => RewardTask.Detection,
-        "classification" => RewardTask.Classification,
-        "grounding" => RewardTask.Grounding,
+        "detection" => VisualTask.Detection,
+        "classification" => VisualTask.Classification,
+        "grounding" => VisualTask.Grounding,
         _ => throw new ArgumentException($"unknown task '{name}'; expected one of {string.Join(", ", Tasks)}"),
     };
 

@@ -3,9 +3,6 @@ using System.Text.RegularExpressions;
 
 namespace VisualRft.Data;
 
-/// <summary>The paper's four settings (visual-rft-spec.md §5, §7): which categories train and which test.</summary>
-public enum DatasetTask { Detection, Classification, Grounding, OpenVocabularyDetection }
-
 /// <summary>Which of the manifest's category lists a split draws from.</summary>
 public enum CategorySelection { None, Base, Novel, All }
 
@@ -32,7 +29,10 @@ public sealed record SceneSpec(int MinTargets = 1, int MaxTargets = 3, int MinDi
 /// </summary>
 /// <param name="Name">Lower-case id, also the file name without ".json".</param>
 /// <param name="Description">What the dataset mirrors in the paper, for dataset cards.</param>
-/// <param name="Task">detection | classification | grounding | open-vocabulary-detection.</param>
+/// <param name="Task">Manifest key <c>task</c>: detection | classification | grounding | open-vocabulary-detection (the paper's four
+/// settings, visual-rft-spec.md §5, §7); open-vocabulary detection is <see cref="VisualTask.Detection"/> with
+/// <see cref="OpenVocabulary"/> set.</param>
+/// <param name="OpenVocabulary">Trains on the base categories and tests on the novel ones (OVD, spec §5.2).</param>
 /// <param name="Generator">"shapes-detection" (detection, open-vocabulary detection), "shapes-classification" or "shapes-grounding".</param>
 /// <param name="PromptTemplate">"visual-rft-detection" (§3.2), "visual-rft-classification" (§3.3) or "lisa-grounding" (§3.4).</param>
 /// <param name="Seed">Root of every sample's random stream.</param>
@@ -47,7 +47,8 @@ public sealed record SceneSpec(int MinTargets = 1, int MaxTargets = 3, int MinDi
 public sealed record DatasetManifest(
     string Name,
     string Description,
-    DatasetTask Task,
+    VisualTask Task,
+    bool OpenVocabulary,
     string Generator,
     string PromptTemplate,
     int Seed,
@@ -65,12 +66,12 @@ public sealed record DatasetManifest(
     static readonly string[] Keys =
         ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene"];
 
-    static readonly Dictionary<string, DatasetTask> Tasks = new()
+    static readonly Dictionary<string, (VisualTask Task, bool OpenVocabulary)> Tasks = new()
     {
-        ["detection"] = DatasetTask.Detection,
-        ["classification"] = DatasetTask.Classification,
-        ["grounding"] = DatasetTask.Grounding,
-        ["open-vocabulary-detection"] = DatasetTask.OpenVocabularyDetection,
+        ["detection"] = (VisualTask.Detection, false),
+        ["classification"] = (VisualTask.Classification, false),
+        ["grounding"] = (VisualTask.Grounding, false),
+        ["open-vocabulary-detection"] = (VisualTask.Detection, true),
     };
 
     static readonly Dictionary<string, CategorySelection> Selections = new()
@@ -89,14 +90,6 @@ public sealed record DatasetManifest(
 
     public CategoryGroup GroupOf(string category) =>
         NovelCategories.Contains(category) ? CategoryGroup.Novel : CategoryGroup.Base;
-
-    /// <summary>The task a sample carries (open-vocabulary detection is scored as detection).</summary>
-    public VisualTask SampleTask => Task switch
-    {
-        DatasetTask.Classification => VisualTask.Classification,
-        DatasetTask.Grounding => VisualTask.Grounding,
-        _ => VisualTask.Detection,
-    };
 
     public static DatasetManifest Load(string path)
     {
@@ -122,7 +115,8 @@ public sealed record DatasetManifest(
             var manifest = new DatasetManifest(
                 Name: Str(root, "name", source),
                 Description: Str(root, "description", source),
-                Task: task,
+                Task: task.Task,
+                OpenVocabulary: task.OpenVocabulary,
                 Generator: Str(root, "generator", source),
                 PromptTemplate: Str(root, "promptTemplate", source),
                 Seed: Int(root, "seed", source),
@@ -163,14 +157,14 @@ public sealed record DatasetManifest(
 
         var (generator, template) = Task switch
         {
-            DatasetTask.Classification => ("shapes-classification", Prompts.ClassificationTemplateId),
-            DatasetTask.Grounding => ("shapes-grounding", Prompts.GroundingTemplateId),
+            VisualTask.Classification => ("shapes-classification", Prompts.ClassificationTemplateId),
+            VisualTask.Grounding => ("shapes-grounding", Prompts.GroundingTemplateId),
             _ => ("shapes-detection", Prompts.DetectionTemplateId),
         };
         if (Generator != generator) throw Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Generator}'");
         if (PromptTemplate != template) throw Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{PromptTemplate}'");
 
-        var known = Task == DatasetTask.Classification ? ClassificationGenerator.ClassNames : ShapeVocabulary.Categories;
+        var known = Task == VisualTask.Classification ? ClassificationGenerator.ClassNames : ShapeVocabulary.Categories;
         foreach (var (key, list) in new[] { ("categories.base", BaseCategories), ("categories.novel", NovelCategories) })
         {
             foreach (var c in list)
@@ -198,14 +192,14 @@ public sealed record DatasetManifest(
         }
         CheckSplit("train", Train);
         CheckSplit("test", Test);
-        if (Task == DatasetTask.OpenVocabularyDetection && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
+        if (OpenVocabulary && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
             throw Error(Source, "train.categories", "open-vocabulary detection trains on 'base' and tests on 'novel' (visual-rft-spec.md §5.2)");
     }
 
     void CheckSplit(string key, SplitSpec split)
     {
         if (split.Size < 1) throw Error(Source, key + ".size", $"must be a positive integer, got {split.Size}");
-        if (Task == DatasetTask.Grounding)
+        if (Task == VisualTask.Grounding)
         {
             if (split.Categories != CategorySelection.None)
                 throw Error(Source, key + ".categories", "grounding splits draw scenes from all categories; remove this key");
@@ -215,7 +209,7 @@ public sealed record DatasetManifest(
         if (CategoriesOf(split.Categories).Count == 0) throw Error(Source, key + ".categories", $"selects '{split.Categories.ToString().ToLowerInvariant()}', which is empty");
     }
 
-    string TaskName => Tasks.First(kv => kv.Value == Task).Key;
+    string TaskName => Tasks.First(kv => kv.Value == (Task, OpenVocabulary)).Key;
 
     static SplitSpec Split(JsonElement root, string key, string source)
     {

@@ -19,7 +19,7 @@ internal static class DetectionGenerator
         canvas.Background(rng);
 
         // Open-vocabulary training never shows a novel category, not even as an unlabelled distractor (§5.2).
-        var pool = (m.Task == DatasetTask.OpenVocabularyDetection && split == DatasetSplit.Train ? m.BaseCategories : m.CategoriesOf(CategorySelection.All))
+        var pool = (m.OpenVocabulary && split == DatasetSplit.Train ? m.BaseCategories : m.CategoriesOf(CategorySelection.All))
             .Where(c => c != category).ToList();
         ShapeVocabulary.TrySplit(category, out var colour, out var shape);
         var hard = pool.Where(c => c.StartsWith(colour + " ", StringComparison.Ordinal) || c.EndsWith(" " + shape, StringComparison.Ordinal)).ToList();

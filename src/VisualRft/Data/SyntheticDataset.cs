@@ -31,12 +31,12 @@ public sealed class SyntheticDataset : IDisposable
     public static IReadOnlyList<VisualSample> Generate(DatasetManifest m, DatasetSplit split)
     {
         var spec = split == DatasetSplit.Train ? m.Train : m.Test;
-        if (m.Task == DatasetTask.Grounding)
+        if (m.Task == VisualTask.Grounding)
             return [.. Enumerable.Range(0, spec.Size).Select(i => GroundingGenerator.Generate(m, split, i))];
         var samples = new List<VisualSample>();
         foreach (var category in m.CategoriesOf(spec.Categories))
             for (var i = 0; i < spec.Size; i++)
-                samples.Add(m.Task == DatasetTask.Classification
+                samples.Add(m.Task == VisualTask.Classification
                     ? ClassificationGenerator.Generate(m, split, category, i)
                     : DetectionGenerator.Generate(m, split, category, i));
         return samples;

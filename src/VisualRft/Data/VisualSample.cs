@@ -3,9 +3,6 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace VisualRft.Data;
 
-/// <summary>Which reward and answer format a sample uses (visual-rft-spec.md §4): one per training script of the paper.</summary>
-public enum VisualTask { Detection, Classification, Grounding }
-
 public enum DatasetSplit { Train, Test }
 
 /// <summary>Whether a sample's category belongs to the base set (seen in pre-training) or the novel set.</summary>

@@ -31,7 +31,7 @@ public sealed class ClassificationReward : TaskReward
     /// <param name="aliases">strict only: extra accepted names per ground-truth class (keys and values are normalised
     /// like answers), e.g. "Boeing 737-800" → ["737-800", "B738"].</param>
     public ClassificationReward(RewardPreset preset = RewardPreset.VisualRft, IReadOnlyDictionary<string, IReadOnlyList<string>>? aliases = null)
-        : base(RewardTask.Classification, preset,
+        : base(VisualTask.Classification, preset,
         [
             new("accuracy", preset == RewardPreset.VisualRft
                 ? "1 iff the normalised answer and ground truth contain one another (substring, spec §4.8)"
@@ -53,7 +53,7 @@ public sealed class ClassificationReward : TaskReward
     {
         double format = Format(completion, Preset);
         var answer = Answers.ParseClassification(completion, Preset);
-        string gt = ClassNames.Normalize(Answers.Answer(solution, RewardTask.Classification, Preset), Preset);
+        string gt = ClassNames.Normalize(Answers.Answer(solution, VisualTask.Classification, Preset), Preset);
         if (Preset == RewardPreset.VisualRft)
         {
             bool hit = gt.Contains(answer.Normalized, StringComparison.Ordinal) || answer.Normalized.Contains(gt, StringComparison.Ordinal);

@@ -45,7 +45,7 @@ namespace VisualRft.Rewards;
 /// </remarks>
 public sealed class DetectionReward : TaskReward
 {
-    public DetectionReward(RewardPreset preset = RewardPreset.VisualRft) : base(RewardTask.Detection, preset,
+    public DetectionReward(RewardPreset preset = RewardPreset.VisualRft) : base(VisualTask.Detection, preset,
     [
         new("iou", "Σ matched IoU ÷ max(n_gt, n_pred), greedy confidence-ordered matching at IoU > 0.5, capped at 1 (spec §4.4–4.5)", 0, 1),
         new("confidence", preset == RewardPreset.VisualRft
@@ -64,7 +64,7 @@ public sealed class DetectionReward : TaskReward
             return ([iou, conf, format], OfficialDetection.Parse(completion), failure);
         }
         var answer = Answers.ParseDetection(completion, RewardPreset.Strict);
-        var (sIou, sConf, sFailure) = ScoreStrict(answer, StrictDetection.ParseAnswer(Answers.Answer(solution, RewardTask.Detection, RewardPreset.Strict)));
+        var (sIou, sConf, sFailure) = ScoreStrict(answer, StrictDetection.ParseAnswer(Answers.Answer(solution, VisualTask.Detection, RewardPreset.Strict)));
         return ([sIou, sConf, format], answer, sFailure);
     }
 

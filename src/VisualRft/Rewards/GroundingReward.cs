@@ -32,7 +32,7 @@ namespace VisualRft.Rewards;
 /// </remarks>
 public sealed class GroundingReward : TaskReward
 {
-    public GroundingReward(RewardPreset preset = RewardPreset.VisualRft) : base(RewardTask.Grounding, preset,
+    public GroundingReward(RewardPreset preset = RewardPreset.VisualRft) : base(VisualTask.Grounding, preset,
     [
         new("giou", preset == RewardPreset.VisualRft
             ? "GIoU + 1 of the official corner pairing, or 2 for an exact string match (spec §4.9); leaves [0, 2] for inverted corners"
@@ -45,10 +45,10 @@ public sealed class GroundingReward : TaskReward
     private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
     {
         double format = Format(completion, Preset);
-        string answerText = Answers.Answer(completion, RewardTask.Grounding, Preset);
+        string answerText = Answers.Answer(completion, VisualTask.Grounding, Preset);
         string truthText = Preset == RewardPreset.VisualRft
             ? PyText.SearchGroupOrWhole(Answers.AnswerSingleLine(), solution)
-            : Answers.Answer(solution, RewardTask.Grounding, Preset);
+            : Answers.Answer(solution, VisualTask.Grounding, Preset);
         var answer = GroundingParsing.Parse(answerText, Preset);
         var truth = GroundingParsing.Parse(truthText, Preset);
         double giou = 0;

@@ -15,5 +15,3 @@ public enum RewardPreset
     Strict,
 }
 
-/// <summary>The three Visual-RFT tasks (spec §4 table).</summary>
-public enum RewardTask { Detection, Classification, Grounding }

@@ -9,14 +9,14 @@ namespace VisualRft.Rewards;
 /// </summary>
 public abstract class TaskReward
 {
-    private protected TaskReward(RewardTask task, RewardPreset preset, IReadOnlyList<RewardComponent> components)
+    private protected TaskReward(VisualTask task, RewardPreset preset, IReadOnlyList<RewardComponent> components)
     {
         Task = task;
         Preset = preset;
         Components = components;
     }
 
-    public RewardTask Task { get; }
+    public VisualTask Task { get; }
     public RewardPreset Preset { get; }
     /// <summary>The components in output order, with their documented ranges and weights.</summary>
     public IReadOnlyList<RewardComponent> Components { get; private set; }
@@ -63,11 +63,11 @@ public abstract class TaskReward
     }
 
     /// <summary>The reward for a task under a preset with the default components (all weights 1).</summary>
-    public static TaskReward Create(RewardTask task, RewardPreset preset = RewardPreset.VisualRft) => task switch
+    public static TaskReward Create(VisualTask task, RewardPreset preset = RewardPreset.VisualRft) => task switch
     {
-        RewardTask.Detection => new DetectionReward(preset),
-        RewardTask.Classification => new ClassificationReward(preset),
-        RewardTask.Grounding => new GroundingReward(preset),
+        VisualTask.Detection => new DetectionReward(preset),
+        VisualTask.Classification => new ClassificationReward(preset),
+        VisualTask.Grounding => new GroundingReward(preset),
         _ => throw new ArgumentOutOfRangeException(nameof(task), task, "unknown task"),
     };
 
@@ -95,5 +95,5 @@ public static class Rewards
     /// <summary>Grounding (LISA): GIoU + 1 + format, nominal range [0, 3].</summary>
     public static GroundingReward Grounding(RewardPreset preset = RewardPreset.VisualRft) => new(preset);
     /// <summary>The default reward of <paramref name="task"/>.</summary>
-    public static TaskReward For(RewardTask task, RewardPreset preset = RewardPreset.VisualRft) => TaskReward.Create(task, preset);
+    public static TaskReward For(VisualTask task, RewardPreset preset = RewardPreset.VisualRft) => TaskReward.Create(task, preset);
 }

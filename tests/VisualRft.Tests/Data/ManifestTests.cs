@@ -38,7 +38,7 @@ public class ManifestTests
     public void Manifests_describe_the_papers_settings()
     {
         var det = SyntheticDatasets.Embedded("shapes-detection");
-        Assert.Equal(DatasetTask.Detection, det.Task);
+        Assert.Equal(VisualTask.Detection, det.Task);
         Assert.Equal([1, 2, 4, 8, 16], det.ShotOptions);
         Assert.Equal(8, det.NovelCategories.Count);                 // like the paper's 8 COCO few-shot classes
         Assert.Equal(CategorySelection.Novel, det.Train.Categories);

@@ -18,7 +18,7 @@ namespace VisualRft.Tests.Grpo;
 /// letters in the completion. With <c>poison</c>, the second completion scored gets NaN, like the official detection
 /// reward on <c>'Confidence': NaN</c>.
 /// </summary>
-sealed class LetterShareReward(bool poison = false) : TaskReward(RewardTask.Classification, RewardPreset.Strict,
+sealed class LetterShareReward(bool poison = false) : TaskReward(VisualTask.Classification, RewardPreset.Strict,
     [new RewardComponent("letters", "share of letters in the completion", 0, 1)])
 {
     int _calls;

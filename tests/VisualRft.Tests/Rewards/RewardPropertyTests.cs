@@ -50,7 +50,7 @@ public class RewardPropertyTests
         "<answer>lotus</answer>", "<answer>2012 BMW M3 Coupe</answer>", "<answer> (120,330),(560,900) </answer>", "<answer>[]</answer>",
     ];
 
-    static readonly TaskReward[] All = [.. from t in Enum.GetValues<RewardTask>() from p in Enum.GetValues<RewardPreset>() select TaskReward.Create(t, p)];
+    static readonly TaskReward[] All = [.. from t in Enum.GetValues<VisualTask>() from p in Enum.GetValues<RewardPreset>() select TaskReward.Create(t, p)];
 
     static void AssertInRange(TaskReward reward, RewardBreakdown r, string completion)
     {
@@ -125,7 +125,7 @@ public class RewardPropertyTests
         Gen.Select(Gen.OneOf(Text, BoxGen.Array[0, 4].Select(b => RenderBoxes(b, 0))), Whitespace, Whitespace, Gen.OneOf(Solutions))
             .Sample((completion, before, after, solution) =>
             {
-                foreach (var task in Enum.GetValues<RewardTask>())
+                foreach (var task in Enum.GetValues<VisualTask>())
                 {
                     var reward = TaskReward.Create(task, RewardPreset.Strict);
                     var a = reward.Score(completion.Trim(), solution);

@@ -118,22 +118,22 @@ public class StrictPresetTests
         Assert.Equal((0.0, 0.75), (fp["iou"], fp["confidence"]));
     }
 
-    public static TheoryData<RewardTask, string, string> WellFormed => new()
+    public static TheoryData<VisualTask, string, string> WellFormed => new()
     {
-        { RewardTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}]"), Gt1 },
-        { RewardTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}, {'Position': [600, 600, 700, 700], 'Confidence': 0.2}]"), Gt1 },
-        { RewardTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}, {'Position': [500, 501, 700, 700], 'Confidence': 0.8}]"), Gt2 },
-        { RewardTask.Detection, Wrap("[{'Position': [0, 11, 100, 61], 'Confidence': 0.8}]"), "<answer>[{'Position': [0, 10, 100, 110], 'Confidence': 1}]</answer>" },
-        { RewardTask.Detection, Wrap("[{'Position': [900, 900, 950, 950], 'Confidence': 0.4}]"), Gt2 },
-        { RewardTask.Classification, Wrap("garden phlox"), "<answer>garden phlox</answer>" },
-        { RewardTask.Classification, Wrap("sunflower"), "<answer>lotus</answer>" },
-        { RewardTask.Grounding, Wrap("(118,335),(555,896)"), "<answer> (120,330),(560,900) </answer>" },
-        { RewardTask.Grounding, Wrap("(600,300),(900,850)"), "<answer> (120,330),(560,900) </answer>" },
-        { RewardTask.Grounding, Wrap("(120,330),(560,900)"), "<answer> (120,330),(560,900) </answer>" },
+        { VisualTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}]"), Gt1 },
+        { VisualTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}, {'Position': [600, 600, 700, 700], 'Confidence': 0.2}]"), Gt1 },
+        { VisualTask.Detection, Wrap("[{'Position': [100, 101, 300, 300], 'Confidence': 0.9}, {'Position': [500, 501, 700, 700], 'Confidence': 0.8}]"), Gt2 },
+        { VisualTask.Detection, Wrap("[{'Position': [0, 11, 100, 61], 'Confidence': 0.8}]"), "<answer>[{'Position': [0, 10, 100, 110], 'Confidence': 1}]</answer>" },
+        { VisualTask.Detection, Wrap("[{'Position': [900, 900, 950, 950], 'Confidence': 0.4}]"), Gt2 },
+        { VisualTask.Classification, Wrap("garden phlox"), "<answer>garden phlox</answer>" },
+        { VisualTask.Classification, Wrap("sunflower"), "<answer>lotus</answer>" },
+        { VisualTask.Grounding, Wrap("(118,335),(555,896)"), "<answer> (120,330),(560,900) </answer>" },
+        { VisualTask.Grounding, Wrap("(600,300),(900,850)"), "<answer> (120,330),(560,900) </answer>" },
+        { VisualTask.Grounding, Wrap("(120,330),(560,900)"), "<answer> (120,330),(560,900) </answer>" },
     };
 
     [Theory, MemberData(nameof(WellFormed))]
-    public void StrictEqualsVisualRftOnWellFormedAnswers(RewardTask task, string completion, string solution)
+    public void StrictEqualsVisualRftOnWellFormedAnswers(VisualTask task, string completion, string solution)
     {
         var a = TaskReward.Create(task, RewardPreset.VisualRft).Score(completion, solution);
         var b = TaskReward.Create(task, RewardPreset.Strict).Score(completion, solution);

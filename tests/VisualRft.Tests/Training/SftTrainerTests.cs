@@ -14,7 +14,7 @@ public class SftTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerF
     [Fact]
     public void Targets_are_a_think_block_then_the_solution_and_earn_full_reward()
     {
-        var reward = TaskReward.Create(RewardTask.Detection);
+        var reward = TaskReward.Create(VisualTask.Detection);
         foreach (var s in fx.Data.Train)
         {
             var target = SftTrainer.Target(s);
@@ -48,14 +48,14 @@ public class SftTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerF
     {
         using var policy = fx.NewPolicy();
         var test = fx.Data.Test.Take(3).ToList();
-        var report = PolicyEvaluator.Evaluate(policy, test, TaskReward.Create(RewardTask.Detection), "random", maxNewTokens: 6, batchSize: 2);
+        var report = PolicyEvaluator.Evaluate(policy, test, TaskReward.Create(VisualTask.Detection), "random", maxNewTokens: 6, batchSize: 2);
         Assert.Equal(3, report.Samples.Count);
         Assert.Equal(["iou", "confidence", "format"], report.Rewards.Keys);
         Assert.NotNull(report.Detection);
         Assert.Equal(test.Select(s => s.Category).Distinct().Count(), report.Detection!.PerCategory.Count);
         Assert.Equal(0.0, report.Reward.Mean);             // six random tokens are never a well-formed answer
         // greedy decoding is deterministic
-        var again = PolicyEvaluator.Evaluate(policy, test, TaskReward.Create(RewardTask.Detection), "random", maxNewTokens: 6, batchSize: 3);
+        var again = PolicyEvaluator.Evaluate(policy, test, TaskReward.Create(VisualTask.Detection), "random", maxNewTokens: 6, batchSize: 3);
         Assert.Equal(report.Samples.Select(s => s.Completion), again.Samples.Select(s => s.Completion));
     }
 }

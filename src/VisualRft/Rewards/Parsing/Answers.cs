@@ -40,10 +40,10 @@ public static partial class Answers
     /// when the closing tag is missing (a truncated completion), else the whole completion. Always stripped of outer
     /// whitespace.
     /// </summary>
-    public static string Answer(string completion, RewardTask task, RewardPreset preset)
+    public static string Answer(string completion, VisualTask task, RewardPreset preset)
     {
         if (preset == RewardPreset.VisualRft)
-            return PyText.SearchGroupOrWhole(task == RewardTask.Grounding ? AnswerDotAll() : AnswerSingleLine(), completion);
+            return PyText.SearchGroupOrWhole(task == VisualTask.Grounding ? AnswerDotAll() : AnswerSingleLine(), completion);
         int open = completion.IndexOf("<answer>", StringComparison.Ordinal);
         if (open < 0) return PyText.Strip(completion);
         int start = open + "<answer>".Length;
@@ -54,16 +54,16 @@ public static partial class Answers
     /// <summary>Reads the detection answer of a completion as the given preset's reward does.</summary>
     public static DetectionAnswer ParseDetection(string completion, RewardPreset preset) => preset == RewardPreset.VisualRft
         ? OfficialDetection.Parse(completion)
-        : StrictDetection.ParseAnswer(Answer(completion, RewardTask.Detection, preset));
+        : StrictDetection.ParseAnswer(Answer(completion, VisualTask.Detection, preset));
 
     /// <summary>Reads the grounding answer of a completion as the given preset's reward does.</summary>
     public static GroundingAnswer ParseGrounding(string completion, RewardPreset preset) =>
-        GroundingParsing.Parse(Answer(completion, RewardTask.Grounding, preset), preset);
+        GroundingParsing.Parse(Answer(completion, VisualTask.Grounding, preset), preset);
 
     /// <summary>Reads the class answer of a completion as the given preset's reward does.</summary>
     public static ClassificationAnswer ParseClassification(string completion, RewardPreset preset)
     {
-        string answer = Answer(completion, RewardTask.Classification, preset);
+        string answer = Answer(completion, VisualTask.Classification, preset);
         string norm = ClassNames.Normalize(answer, preset);
         return new ClassificationAnswer(answer, norm,
             preset == RewardPreset.Strict && norm.Length == 0 ? new ParseFailure(ParseFailureKind.EmptyAnswer, "the answer is empty") : null);
