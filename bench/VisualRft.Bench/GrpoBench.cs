@@ -18,7 +18,7 @@ static class GrpoBench
 {
     public static int Run()
     {
-        using var data = SyntheticDatasets.Load("shapes-detection", shots: 4, testSize: 1);
+        var data = SyntheticDatasets.Load("shapes-detection", shots: 4, testSize: 1);
         using var policy = TinyQwen2Vl.Pretrained();
         Console.WriteLine($"tiny model: {policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}");
         ResetPeak();

@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using VisualRft.Data;
+using VisualRft.Imaging;
 using VisualRft.Policy;
 using VisualRft.Torch;
 using VisualRft.Training;
@@ -54,7 +53,7 @@ public sealed partial record ImageDependence(
     }
 
     /// <summary>Per-token log-probabilities of each sample's target given its prompt and the given image.</summary>
-    static float[][] TargetLogProbs(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, IReadOnlyList<Image<Rgb24>> images)
+    static float[][] TargetLogProbs(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, IReadOnlyList<RgbImage> images)
     {
         using var gate = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();

@@ -1,6 +1,4 @@
 using TorchSharp;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using VisualRft.Data;
 using VisualRft.Imaging;
 using VisualRft.Models.Qwen2VL;
@@ -46,8 +44,8 @@ public sealed class VisionLanguagePolicy : IDisposable
     /// The prompts of <paramref name="samples"/>, rendered with the chat template and left padded, each with its own image or
     /// with <paramref name="images"/>[i] instead (to see what a model makes of another image).
     /// </summary>
-    public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples, IReadOnlyList<Image<Rgb24>>? images = null) =>
-        Processor.Process(samples.Select((s, i) => (RgbImage.FromImageSharp(images?[i] ?? s.Image), s.Problem)).ToList());
+    public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples, IReadOnlyList<RgbImage>? images = null) =>
+        Processor.Process(samples.Select((s, i) => (images?[i] ?? s.Image, s.Problem)).ToList());
 
     /// <summary>The vision tower's output for a processed batch, on the model's device (with gradient when autograd is on).</summary>
     public ImageInputs EncodeImages(ProcessorBatch batch)

@@ -32,7 +32,7 @@ sealed class LetterShareReward(bool poison = false) : TaskReward(VisualTask.Clas
 }
 
 /// <summary>A tiny random policy on the synthetic detection task: every trainer path in seconds (TRL's tiny-model tests).</summary>
-public sealed class TinyTrainerFixture : IDisposable
+public sealed class TinyTrainerFixture
 {
     public TinyTrainerFixture()
     {
@@ -55,7 +55,6 @@ public sealed class TinyTrainerFixture : IDisposable
         NumGenerations = 4, MaxCompletionLength = 8, LearningRate = 1e-2, GradientAccumulation = 1, PromptsPerMicroBatch = 2,
     };
 
-    public void Dispose() => Data.Dispose();
 }
 
 public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture>
