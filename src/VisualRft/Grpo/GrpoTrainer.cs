@@ -39,7 +39,7 @@ public sealed class GrpoTrainer : IDisposable
         _order = new PromptOrder(train.Count, options.Seed);
         // The reference is the policy as it is now: a frozen copy, needed only for the KL term (spec §2.1).
         Reference = options.UsesReference ? policy.FrozenCopy() : null;
-        Optimizer = new PolicyOptimizer(policy.Model, options, totalSteps * options.Mu);
+        Optimizer = new PolicyOptimizer(policy.Model, Options.Optimizer, totalSteps * options.Mu);
         _sampler = new Generator((ulong)options.Seed, policy.Device);
     }
 
