@@ -1,5 +1,6 @@
 using TorchSharp;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Imaging;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Text;
@@ -38,6 +39,9 @@ public sealed class VisionLanguagePolicy : IDisposable
         new(Qwen2VLForConditionalGeneration.FromPretrained(folder, device), Qwen2VLProcessor.FromFolder(folder));
 
     public Device Device => Model.Device;
+
+    /// <summary>The frame the model writes boxes in: 0–1000 for Qwen2-VL, resized-image pixels for Qwen2.5-VL (spec §3.2).</summary>
+    public CoordinateFrame AnswerFrame => Model.Config.IsQwen25 ? CoordinateFrame.ResizedPixels : CoordinateFrame.Normalized1000;
     public int PadTokenId => Processor.PadTokenId;
 
     /// <summary>
