@@ -1,0 +1,60 @@
+using System.CommandLine;
+using VisualRft.Runner;
+
+namespace VisualRft.Cli;
+
+/// <summary>
+/// <c>vrft run NOTEBOOK [--out DIR]</c>: executes a .ipynb or .dib in-process, cell by cell, with the kernel extension loaded,
+/// and writes the executed .ipynb and a self-contained HTML report. Exits 1 naming the failing cell; the cells after it are
+/// not run. Ctrl-C cancels the running cell (a second Ctrl-C quits at once) and exits 130.
+/// </summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var notebook = new Argument<FileInfo>("notebook") { Description = "a .ipynb or .dib notebook" };
+        var output = new Option<DirectoryInfo>("--out")
+            { Description = "folder for NAME.ipynb (executed) and NAME.html (report)", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("runs", "notebooks")) };
+        var cmd = new Command("run", "Execute a notebook in-process and write the executed .ipynb and an HTML report") { notebook, output };
+        cmd.SetAction(async (parse, _) =>
+        {
+            var input = parse.GetValue(notebook)!;
+            var folder = parse.GetValue(output)!.FullName;
+            if (!input.Exists)
+            {
+                Console.Error.WriteLine($"vrft run: {input.FullName} does not exist");
+                return 2;
+            }
+            if (Path.GetFullPath(Path.Combine(folder, Path.GetFileNameWithoutExtension(input.Name) + ".ipynb")) == input.FullName)
+            {
+                Console.Error.WriteLine($"vrft run: --out {folder} would overwrite the notebook itself; choose another folder");
+                return 2;
+            }
+            // The kernel redirects Console.Out and Console.Error into the cells' outputs while a cell runs, so progress goes to
+            // the process's own standard error stream.
+            using var progress = new StreamWriter(Console.OpenStandardError()) { AutoFlush = true };
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                if (cancel.IsCancellationRequested) return;   // a second Ctrl-C ends the process at once
+                e.Cancel = true;
+                progress.WriteLine("\ncancelling the running cell (Ctrl-C again to quit at once)");
+                cancel.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                var run = await NotebookRunner.RunAsync(input.FullName, progress, cancel.Token);
+                var (ipynb, html) = NotebookRunner.Write(run, folder);
+                progress.WriteLine(run.Summary());
+                progress.WriteLine($"written: {ipynb}, {html}");
+                return run.Stopped?.Status switch { null => 0, CellStatus.Cancelled => 130, _ => 1 };
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        });
+        return cmd;
+    }
+}

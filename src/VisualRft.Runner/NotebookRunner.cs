@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using Microsoft.DotNet.Interactive;
+using Microsoft.DotNet.Interactive.Commands;
+using Microsoft.DotNet.Interactive.Documents;
+using Microsoft.DotNet.Interactive.Documents.Jupyter;
+using Microsoft.DotNet.Interactive.Events;
+using Microsoft.DotNet.Interactive.Formatting;
+
+namespace VisualRft.Runner;
+
+/// <summary>
+/// Executes a .ipynb or .dib cell by cell in an in-process <see cref="NotebookKernel"/> (the Documents API; platform-notes.md
+/// §9a), stops at the first failing cell as Jupyter's nbconvert does, and records every output in the document.
+/// </summary>
+public static class NotebookRunner
+{
+    /// <summary>The kernels a notebook may name. Everything that is not markdown runs in C#.</summary>
+    public static KernelInfoCollection KernelInfos { get; } = new()
+    {
+        new Microsoft.DotNet.Interactive.Documents.KernelInfo("csharp", "C#", aliases: ["c#", "C#", "cs"]),
+        new Microsoft.DotNet.Interactive.Documents.KernelInfo("markdown", "Markdown", aliases: ["md"]),
+    };
+
+    static NotebookRunner() => KernelInfos.DefaultKernelName = "csharp";
+
+    public static InteractiveDocument Load(string path)
+    {
+        var text = File.ReadAllText(path);
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".ipynb" => Notebook.Parse(text, KernelInfos),
+            ".dib" => CodeSubmission.Parse(text, KernelInfos),
+            var other => throw new ArgumentException($"{path}: not a notebook (.ipynb or .dib), the extension is '{other}'"),
+        };
+    }
+
+    /// <summary>
+    /// Runs the notebook at <paramref name="path"/> with its folder as the working directory (as Jupyter does), writing one
+    /// progress line per code cell to <paramref name="progress"/>. Cancelling <paramref name="cancel"/> cancels the running
+    /// cell and skips the rest.
+    /// </summary>
+    public static async Task<NotebookRun> RunAsync(string path, TextWriter progress, CancellationToken cancel = default)
+    {
+        var document = Load(path);
+        var name = Path.GetFileNameWithoutExtension(path);
+        var cells = document.Elements.Select((element, i) => (element, number: i + 1))
+            .Where(c => !IsMarkdown(c.element) && !string.IsNullOrWhiteSpace(c.element.Contents)).ToList();
+        var runs = new List<CellRun>();
+        var total = Stopwatch.StartNew();
+        var workingDirectory = Environment.CurrentDirectory;
+        Environment.CurrentDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        try
+        {
+            using var kernel = NotebookKernel.Create();
+            var executionCount = 0;
+            foreach (var (element, number) in cells)
+            {
+                var firstLine = FirstLine(element.Contents);
+                if (runs.Any(r => r.Status is CellStatus.Failed or CellStatus.Cancelled))
+                {
+                    runs.Add(new CellRun(number, firstLine, CellStatus.NotRun, TimeSpan.Zero));
+                    continue;
+                }
+                progress.Write($"[{runs.Count + 1}/{cells.Count}] cell {number} `{firstLine}` … ");
+                var clock = Stopwatch.StartNew();
+                element.Outputs.Clear();
+                element.ExecutionOrder = ++executionCount;
+                var submit = new SubmitCode(element.Contents, element.KernelName);
+                KernelCommandResult result;
+                try
+                {
+                    result = await kernel.SendAsync(submit, cancel);
+                }
+                catch (OperationCanceledException)
+                {
+                    result = null!;
+                }
+                var error = result is null ? null : Record(result, submit, element);
+                var status = cancel.IsCancellationRequested ? CellStatus.Cancelled : error is null ? CellStatus.Succeeded : CellStatus.Failed;
+                if (status == CellStatus.Cancelled)
+                {
+                    error = "cancelled (Ctrl-C)";
+                    element.Outputs.Add(new ErrorElement(error, "Cancelled"));
+                }
+                runs.Add(new CellRun(number, firstLine, status, clock.Elapsed, error));
+                progress.WriteLine(status == CellStatus.Succeeded ? $"{clock.Elapsed.TotalSeconds:0.0} s" : $"{status.ToString().ToLowerInvariant()} after {clock.Elapsed.TotalSeconds:0.0} s");
+            }
+        }
+        finally
+        {
+            Environment.CurrentDirectory = workingDirectory;
+        }
+        return new NotebookRun(name, document, runs, total.Elapsed);
+    }
+
+    /// <summary>Writes <c>NAME.ipynb</c> (the executed notebook) and <c>NAME.html</c> (the report) into <paramref name="folder"/>.</summary>
+    public static (string Notebook, string Report) Write(NotebookRun run, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var notebook = Path.Combine(folder, run.Name + ".ipynb");
+        var report = Path.Combine(folder, run.Name + ".html");
+        File.WriteAllText(notebook, run.Document.ToJupyterJson("C#"));
+        File.WriteAllText(report, HtmlReport.Render(run));
+        return (notebook, report);
+    }
+
+    /// <summary>
+    /// Turns a cell's events into document outputs: streams, displays (an update replaces the display it updates, so the
+    /// notebook keeps a live dashboard's last state), the return value, errors. Returns the cell's error, or null.
+    /// </summary>
+    static string? Record(KernelCommandResult result, SubmitCode submit, InteractiveDocumentElement element)
+    {
+        var outputs = element.Outputs;
+        var displays = new Dictionary<string, int>();
+        string? error = null;
+        foreach (var e in result.Events)
+        {
+            switch (e)
+            {
+                // streams and errors derive from DisplayEvent: match them first
+                case StandardOutputValueProduced o: AppendText(outputs, PlainText(o), "stdout"); break;
+                case StandardErrorValueProduced o: AppendText(outputs, PlainText(o), "stderr"); break;
+                case ErrorProduced o: outputs.Add(new ErrorElement(o.Message, "Error")); break;
+                case ReturnValueProduced o:
+                    var value = new ReturnValueElement { ExecutionOrder = element.ExecutionOrder };
+                    foreach (var f in o.FormattedValues) value.Data[f.MimeType] = f.Value;
+                    outputs.Add(value);
+                    break;
+                // a restore whose every package the host answered: nothing was installed, nothing to show
+                case DisplayEvent { Value: InstallPackagesMessage { InstallingPackages.Count: 0, InstalledPackages.Count: 0 } }: break;
+                case DisplayedValueUpdated o when o.ValueId is not null && displays.TryGetValue(o.ValueId, out var at):
+                    outputs[at] = Display(o);
+                    break;
+                case DisplayEvent o:
+                    if (o.ValueId is not null) displays[o.ValueId] = outputs.Count;
+                    outputs.Add(Display(o));
+                    break;
+                case CommandFailed failed when failed.Command == submit || failed.Command.Parent is null:
+                    // an exception: its type, message and stack as Jupyter shows them; a compile error: the diagnostics
+                    error = failed.Exception is { } x ? $"{x.GetType().FullName}: {x.Message}" : failed.Message;
+                    outputs.Add(failed.Exception is { } ex
+                        ? new ErrorElement(ex.Message, ex.GetType().FullName!, ex.StackTrace?.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                        : new ErrorElement(failed.Message, "Error"));
+                    break;
+            }
+        }
+        return error;
+    }
+
+    static DisplayElement Display(DisplayEvent e) =>
+        new(e.FormattedValues.GroupBy(f => f.MimeType).ToDictionary(g => g.Key, g => (object)g.Last().Value));
+
+    static string PlainText(DisplayEvent e) =>
+        e.FormattedValues.FirstOrDefault(f => f.MimeType == PlainTextFormatter.MimeType)?.Value ?? e.Value?.ToString() ?? "";
+
+    static void AppendText(List<InteractiveDocumentOutputElement> outputs, string text, string stream)
+    {
+        if (outputs.Count > 0 && outputs[^1] is TextElement last && last.Name == stream)
+            outputs[^1] = new TextElement(last.Text + text, stream);
+        else
+            outputs.Add(new TextElement(text, stream));
+    }
+
+    internal static bool IsMarkdown(InteractiveDocumentElement e) => e.KernelName is "markdown" or "md";
+
+    static string FirstLine(string code)
+    {
+        var line = code.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0) ?? "";
+        return line.Length <= 60 ? line : line[..57] + "...";
+    }
+}
