@@ -99,6 +99,9 @@ public static class NotebookRunner
         Directory.CreateDirectory(folder);
         var notebook = Path.Combine(folder, run.Name + ".ipynb");
         var report = Path.Combine(folder, run.Name + ".html");
+        // ToJupyterJson expects the kernel list as the typed collection it makes itself; a parsed .ipynb holds a plain
+        // dictionary there, which it fails to cast (Documents 1.0.0-beta.26120.1).
+        run.Document.Metadata["polyglot_notebook"] = run.Document.GetKernelInfo() ?? KernelInfos.Clone();
         File.WriteAllText(notebook, run.Document.ToJupyterJson("C#"));
         File.WriteAllText(report, HtmlReport.Render(run));
         return (notebook, report);
@@ -137,8 +140,9 @@ public static class NotebookRunner
                     break;
                 case CommandFailed failed when failed.Command == submit || failed.Command.Parent is null:
                     // an exception: its type, message and stack as Jupyter shows them; a compile error: the diagnostics
-                    error = failed.Exception is { } x ? $"{x.GetType().FullName}: {x.Message}" : failed.Message;
-                    outputs.Add(failed.Exception is { } ex
+                    var exception = failed.Exception is CodeSubmissionCompilationErrorException ? null : failed.Exception;
+                    error = exception is { } x ? $"{x.GetType().FullName}: {x.Message}" : failed.Message;
+                    outputs.Add(exception is { } ex
                         ? new ErrorElement(ex.Message, ex.GetType().FullName!, ex.StackTrace?.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                         : new ErrorElement(failed.Message, "Error"));
                     break;
