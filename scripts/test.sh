@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The test command of the README. Installs what the tests need (idempotently), builds, runs the default suite.
-# Heavy checks are opt-in: VRFT_HEAVY=1 adds them.
+# The test command of the README. Installs what the tests need (idempotently), builds, runs the default suite, then the
+# notebooks: every notebook in notebooks/ with `vrft run`, and one notebook end to end in the real client (the stock
+# Jupyter kernel, a browser with the network off; scripts/notebook-e2e.sh).
+# Heavy checks are opt-in: VRFT_HEAVY=1 adds them (tests in Category=Heavy, notebooks marked "vrft": {"heavy": true}).
+# VRFT_E2E_NOTEBOOK picks the notebook that runs in the real client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 filter="Category!=Heavy"
 [ "${VRFT_HEAVY:-0}" = "1" ] && filter=""
+bash scripts/install-notebook-client.sh
 dotnet build VisualRft.Interactive.sln -c Release
 dotnet test VisualRft.Interactive.sln -c Release --no-build ${filter:+--filter "$filter"} --logger "console;verbosity=normal"
+bash scripts/run-notebooks.sh
+bash scripts/notebook-e2e.sh "${VRFT_E2E_NOTEBOOK:-tests/e2e/smoke.ipynb}"
