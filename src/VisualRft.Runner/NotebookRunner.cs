@@ -99,9 +99,12 @@ public static class NotebookRunner
         Directory.CreateDirectory(folder);
         var notebook = Path.Combine(folder, run.Name + ".ipynb");
         var report = Path.Combine(folder, run.Name + ".html");
-        // ToJupyterJson expects the kernel list as the typed collection it makes itself; a parsed .ipynb holds a plain
-        // dictionary there, which it fails to cast (Documents 1.0.0-beta.26120.1).
-        run.Document.Metadata["polyglot_notebook"] = run.Document.GetKernelInfo() ?? KernelInfos.Clone();
+        // ToJupyterJson expects the kernel list as the typed collection it makes itself (a parsed .ipynb holds a plain
+        // dictionary there, which it fails to cast) and adds the C# kernel to it (a .dib's list has it already, which it
+        // fails to add twice; Documents 1.0.0-beta.26120.1). Hand it the document's other kernels.
+        var kernels = new KernelInfoCollection();
+        kernels.AddRange((run.Document.GetKernelInfo() ?? KernelInfos).Where(k => k.Name != "csharp"));
+        run.Document.Metadata["polyglot_notebook"] = kernels;
         File.WriteAllText(notebook, run.Document.ToJupyterJson("C#"));
         File.WriteAllText(report, HtmlReport.Render(run));
         return (notebook, report);

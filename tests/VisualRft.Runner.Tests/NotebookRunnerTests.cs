@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.DotNet.Interactive.Documents;
 using Microsoft.DotNet.Interactive.Formatting;
@@ -101,15 +102,44 @@ public sealed class NotebookRunnerTests : IDisposable
     {
         using var cancel = new CancellationTokenSource();
         var notebook = Path.Combine(_out, "slow.dib");
-        File.WriteAllText(notebook, "#!csharp\n\nConsole.WriteLine(1);\n\n#!csharp\n\nawait Task.Delay(60_000, KernelInvocationContext.Current.CancellationToken);\n\n#!csharp\n\nConsole.WriteLine(3);\n");
-        var progress = new StringWriter();
-        var running = NotebookRunner.RunAsync(notebook, progress, cancel.Token);
-        while (!progress.ToString().Contains("[2/3]")) await Task.Delay(50);
+        var started = Path.Combine(_out, "started");
+        File.WriteAllText(notebook, "#!csharp\n\nConsole.WriteLine(1);\n\n#!csharp\n\n"
+            + $"System.IO.File.WriteAllText(@\"{started}\", \"\");\nawait Task.Delay(60_000, Microsoft.DotNet.Interactive.KernelInvocationContext.Current.CancellationToken);\n\n"
+            + "#!csharp\n\nConsole.WriteLine(3);\n");
+        var running = NotebookRunner.RunAsync(notebook, TextWriter.Null, cancel.Token);
+        while (!File.Exists(started)) await Task.Delay(50);   // the second cell is running
         cancel.Cancel();
         var run = await running.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal([CellStatus.Succeeded, CellStatus.Cancelled, CellStatus.NotRun], run.Cells.Select(c => c.Status));
-        Assert.Contains("cell 2 (await Task.Delay", run.Summary());
+        Assert.Contains("cell 2 (System.IO.File.WriteAllText", run.Summary());
+        Assert.True(run.Cells[1].Elapsed < TimeSpan.FromSeconds(30));
+        var (ipynb, _) = NotebookRunner.Write(run, _out);   // a .dib is written as .ipynb too
+        Assert.Contains("\"ename\": \"Cancelled\"", File.ReadAllText(ipynb));
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
+
+    [Fact]
+    public async Task Ctrl_C_cancels_vrft_run_with_exit_code_130()
+    {
+        var started = Path.Combine(_out, "started");
+        var notebook = Path.Combine(_out, "slow.dib");
+        File.WriteAllText(notebook, "#!csharp\n\n"
+            + $"System.IO.File.WriteAllText(@\"{started}\", \"\");\nawait Task.Delay(60_000, Microsoft.DotNet.Interactive.KernelInvocationContext.Current.CancellationToken);\n\n"
+            + "#!csharp\n\nConsole.WriteLine(2);\n");
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), "run", notebook, "--out", Path.Combine(_out, "run")])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(start)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        while (!File.Exists(started)) await Task.Delay(50);
+        Assert.Equal(0, kill(p.Id, 2));   // SIGINT, as Ctrl-C sends it
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(p.ExitCode == 130, await stderr);
+        Assert.Contains("was cancelled: cancelled (Ctrl-C)", await stderr);
+        Assert.True(File.Exists(Path.Combine(_out, "run", "slow.html")));
     }
 
     static int Count(string text, string part)
