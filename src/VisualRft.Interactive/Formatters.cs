@@ -19,7 +19,7 @@ public static class Formatters
     public static readonly Type[] Types =
     [
         typeof(VisualSample), typeof(SyntheticDataset), typeof(RolloutGroup), typeof(ScoredGroup), typeof(AdvantageBatch),
-        typeof(Episode), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
+        typeof(Episode), typeof(UpdateResult), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
         typeof(IReadOnlyList<Episode>), typeof(VisionLanguagePolicy), typeof(GrpoTrainer), typeof(Figure), typeof(View),
     ];
 

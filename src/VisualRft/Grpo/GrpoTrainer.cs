@@ -24,7 +24,6 @@ public sealed class GrpoTrainer : IDisposable
     /// older ones are released (a notebook that samples in a loop would otherwise hold every image graph).</summary>
     public const int HeldRollouts = 4;
 
-    static long _nextRolloutId;
     readonly Generator _sampler;
     readonly IReadOnlyList<VisualSample> _train;
     readonly PromptOrder _order;
@@ -134,7 +133,7 @@ public sealed class GrpoTrainer : IDisposable
         }
         var referenceMs = clock.Elapsed.TotalMilliseconds;
 
-        var record = new RolloutGroup(Interlocked.Increment(ref _nextRolloutId), [.. samples], g,
+        var record = new RolloutGroup(RolloutGroup.NextId(), [.. samples], g,
             Describe(generated, refLogps, g), Policy.AnswerFrame, Frames(batch, samples), Reward, Options, generateMs, referenceMs);
         var tensors = new RolloutTensors(promptIds, promptMask, images, generated.CompletionIds, generated.CompletionMask, refLogps, oldLogps);
         foreach (var t in new[] { promptIds, promptMask, generated.CompletionIds, generated.CompletionMask, refLogps, oldLogps }) t?.MoveToOuterDisposeScope();

@@ -17,6 +17,7 @@ public static class Render
     public static View Of(ScoredGroup scored) => RolloutViews.Scored(scored);
     public static View Of(AdvantageBatch batch) => RolloutViews.Batch(batch);
     public static View Of(Episode episode) => TrainingViews.Step(episode);
+    public static View Of(UpdateResult update) => TrainingViews.Update(update);
     public static View Of(TrainingDashboard dashboard) => TrainingViews.Dashboard(dashboard);
     public static View Of(EvaluationReport report) => EvaluationViews.Report(report);
     public static View Of(IReadOnlyList<EvaluationReport> reports) => EvaluationViews.Compare(reports);
@@ -46,6 +47,7 @@ public static class Render
         ScoredGroup s => Of(s),
         AdvantageBatch b => Of(b),
         Episode e => Of(e),
+        UpdateResult u => Of(u),
         TrainingDashboard d => Of(d),
         EvaluationReport r => Of(r),
         IReadOnlyList<EvaluationReport> rs => Of(rs),

@@ -18,10 +18,36 @@ public static class RewardViews
     /// for detection), and how the §4.4 matching paired them with the ground truth.</summary>
     public sealed record Reading(IReadOnlyList<DetectionBox> Boxes, IReadOnlyList<BoxMatch> Matches);
 
-    /// <summary>Detection: the boxes read and their matching against the sample's 0–1000 ground truth; grounding: the one box.</summary>
+    /// <summary>
+    /// The ground-truth boxes as the reward sees them: read from the sample's solution text (what the reward compares
+    /// with), not from its pixel boxes — so a solution written in the wrong frame shows up as what it is.
+    /// </summary>
+    public static IReadOnlyList<Box> SolutionBoxes(VisualSample sample) => sample.Task switch
+    {
+        VisualTask.Detection => [.. Answers.ParseDetection(sample.Solution, RewardPreset.Strict).Boxes.Select(b => b.Position.Normalized())],
+        VisualTask.Grounding => Answers.ParseGrounding(sample.Solution, RewardPreset.Strict).Box is { } b ? [b.Normalized()] : [],
+        _ => [],
+    };
+
+    /// <summary>
+    /// Why the solution's boxes differ from the sample's ground truth in the 0–1000 frame, or null when they agree. The
+    /// commonest cause of a reward stuck at zero (anchors.md §B.2): solutions written in pixels, or in another frame.
+    /// </summary>
+    public static string? FrameWarning(VisualSample sample)
+    {
+        var solution = SolutionBoxes(sample);
+        var expected = sample.Boxes1000.Select(b => new Box(b.X1, b.Y1, b.X2, b.Y2)).ToList();
+        if (solution.Count == expected.Count && solution.Zip(expected).All(p => Math.Abs(p.First.X1 - p.Second.X1) <= 2 && Math.Abs(p.First.Y1 - p.Second.Y1) <= 2
+            && Math.Abs(p.First.X2 - p.Second.X2) <= 2 && Math.Abs(p.First.Y2 - p.Second.Y2) <= 2)) return null;
+        var inPixels = solution.Count == sample.Boxes.Count && solution.Zip(sample.Boxes).All(p => Math.Abs(p.First.X1 - p.Second.X1) <= 2 && Math.Abs(p.First.Y2 - p.Second.Y2) <= 2);
+        return $"the solution's boxes {string.Join(" ", solution)} are not the ground truth in the 0–1000 frame {string.Join(" ", expected)}"
+            + (inPixels ? " — they are in image pixels: convert them with ImageFrames.Convert (the answers are in 0–1000)" : "");
+    }
+
+    /// <summary>Detection: the boxes read and their matching against the solution's boxes; grounding: the one box.</summary>
     public static Reading Read(RewardBreakdown r, VisualSample sample)
     {
-        var truth = sample.Boxes1000.Select(b => new Box(b.X1, b.Y1, b.X2, b.Y2)).ToList();
+        var truth = SolutionBoxes(sample);
         switch (r.Answer)
         {
             case DetectionAnswer d:
@@ -61,7 +87,7 @@ public static class RewardViews
                 break;
             case GroundingAnswer g:
                 sb.Append(g.Box is { } box
-                    ? $"<div>answer box {E(box.ToString())} vs ground truth {E(sample.Boxes1000.FirstOrDefault().ToString())} (0–1000): giou = GIoU + 1 = {N(r["giou"])}</div>"
+                    ? $"<div>answer box {E(box.ToString())} vs the solution's {E(string.Join(" ", SolutionBoxes(sample)))} (0–1000): giou = GIoU + 1 = {N(r["giou"])}</div>"
                     : "<div>no <code>(x1,y1),(x2,y2)</code> box in the answer: giou 0</div>");
                 break;
             case ClassificationAnswer c:
@@ -80,19 +106,19 @@ public static class RewardViews
 
     static string DetectionTerms(RewardBreakdown r, Reading reading, VisualSample sample)
     {
-        if (reading.Boxes.Count == 0) return $"<div>no boxes read; {sample.Boxes1000.Count} ground-truth box(es)</div>";
+        if (reading.Boxes.Count == 0) return $"<div>no boxes read; {SolutionBoxes(sample).Count} ground-truth box(es)</div>";
         var rows = reading.Matches.Select(m =>
         {
             var b = reading.Boxes[m.Prediction];
             return new[]
             {
                 $"#{m.Prediction + 1}", $"<td class=l><code>{E(b.Position.ToString())}</code></td>", N(b.Confidence, 2),
-                m.Truth is { } t ? $"GT {t + 1} <code>{E(sample.Boxes1000[t].ToString())}</code>" : "<span class=bad>none</span>",
+                m.Truth is { } t ? $"GT {t + 1} <code>{E(SolutionBoxes(sample)[t].ToString())}</code>" : "<span class=bad>none</span>",
                 $"<td style=\"color:{Overlay.IouColor(m.Matched ? m.Iou : null)}\">{N(m.Iou)}</td>",
                 m.Matched ? $"c = {N(b.Confidence, 2)}" : $"1 − c = {N(1 - b.Confidence, 2)}",
             };
         });
-        int nGt = sample.Boxes1000.Count, nPred = reading.Boxes.Count;
+        int nGt = SolutionBoxes(sample).Count, nPred = reading.Boxes.Count;
         var iouSum = reading.Matches.Where(m => m.Matched).Sum(m => m.Iou);
         var confTerms = reading.Matches.Select(m => m.Matched ? reading.Boxes[m.Prediction].Confidence : 1 - reading.Boxes[m.Prediction].Confidence).ToList();
         double rIou = Math.Min(1, iouSum / Math.Max(nGt, nPred)), rConf = Math.Clamp(confTerms.Average(), 0, 1);

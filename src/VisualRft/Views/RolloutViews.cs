@@ -32,7 +32,7 @@ public static class RolloutViews
             var totals = rows.Select(x => s.Rewards[x.i].Total).ToList();
             html.Append($"<h4>prompt {p + 1}: {E(sample.Id)}</h4><div class=row><div>{big}<div class=muted>ground truth in blue; completion boxes by matched IoU "
                 + $"(<span style=\"color:{Overlay.IouColor(0.5001)}\">0.5</span> → <span style=\"color:{Overlay.IouColor(1)}\">1</span>, <span class=bad>unmatched</span>)</div>"
-                + Stats(totals, batch, p) + "</div>");
+                + Stats(totals, batch, p) + (RewardViews.FrameWarning(sample) is { } warning ? $"<div class=bad>⚠ {E(warning)}</div>" : "") + "</div>");
             var id = $"vrft-rollout-{r.Id}-{p}";
             html.Append($"<div><div>sort by <button onclick=\"vrftSort('{id}','reward')\">reward</button><button onclick=\"vrftSort('{id}','index')\">index</button>"
                 + (batch is null ? "" : $"<button onclick=\"vrftSort('{id}','advantage')\">advantage</button>") + $"</div><div id=\"{id}\" class=row>");
@@ -68,7 +68,7 @@ public static class RolloutViews
             + (advantage is { } a ? $" data-advantage=\"{Html.F(double.IsFinite(a) ? a : -1e9)}\"" : "") + " style=\"max-width:460px\">");
         sb.Append($"<div><b>#{c.Index}</b> · reward <b>{N(reward.Total)}</b>")
           .Append(advantage is { } adv ? $" · advantage <b style=\"color:{(adv >= 0 ? "#1a7f37" : "#cf222e")}\">{Signed(adv)}</b>" : "")
-          .Append($" · {c.Tokens} tokens{(c.Finished ? "" : " <span class=bad>(cut off)</span>")} · {status}</div>");
+          .Append(c.Trace.Width == 0 ? "" : $" · {c.Tokens} tokens{(c.Finished ? "" : " <span class=bad>(cut off)</span>")}").Append($" · {status}</div>");
         sb.Append($"<div class=row><div>{mini}</div><div style=\"flex:1;min-width:200px\">")
           .Append(string.Join(" ", reward.Components.Select(x => $"{E(x.Name)} <b>{N(x.Value)}</b>")))
           .Append(c.Answer is { } ans ? $"<div class=muted>answer</div><pre>{E(ans)}</pre>" : $"<div class=muted>no &lt;answer&gt; block; text</div><pre>{E(c.Text)}</pre>")

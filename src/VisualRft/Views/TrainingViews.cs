@@ -34,6 +34,24 @@ public static class TrainingViews
         return new View(Root(html.ToString(), "step"), svg, StepLine(m));
     }
 
+    /// <summary>What one update did: the loss, KL, clipping, gradient norm, learning rate and time.</summary>
+    public static View Update(UpdateResult u)
+    {
+        var rows = new (string, string)[]
+        {
+            ("loss", N(u.Loss, 5)), ("KL (token mean)", u.Kl is { } k ? N(k, 5) : "— (no reference, β = 0)"),
+            ("clipped tokens", N(u.ClipFraction, 3)), ("gradient norm", $"{N(u.GradNorm, 4)} before clipping"),
+            ("learning rate", u.LearningRate.ToString("0.###e0", System.Globalization.CultureInfo.InvariantCulture)),
+            ("optimizer step", u.OptimizerStep.ToString()), ("time", $"policy {N(u.PolicyMs, 0)} ms + optimizer {N(u.OptimizerMs, 0)} ms"),
+            ("applied", u.Skipped ? $"no — {u.SkipReason}" : "yes"),
+        };
+        var html = $"<h4>update{(u.Skipped ? " <span class=bad>skipped</span>" : "")}</h4>"
+            + Table(["", ""], rows.Select(r => new[] { $"<td class=l>{r.Item1}</td>", $"<td class=l>{E(r.Item2)}</td>" }));
+        return new View(Root(html, "update"), EvaluationViews.SvgTable(["update", ""], rows.Select(r => new[] { r.Item1, r.Item2 })),
+            $"update → optimizer step {u.OptimizerStep}: loss {N(u.Loss, 5)}, kl {(u.Kl is { } kl ? N(kl, 5) : "—")}, grad norm {N(u.GradNorm, 4)}"
+            + (u.Skipped ? $", SKIPPED: {u.SkipReason}" : ""));
+    }
+
     static string StepLine(StepMetrics m) =>
         $"step {m.Step}: reward {N(m.Reward.Mean)} ± {N(m.Reward.Std)}, kl {(m.Kl is { } k ? N(k, 4) : "—")}, loss {N(m.Loss, 4)}, "
         + $"len {N(m.CompletionLength, 1)}, {N(m.Time.TotalMs, 0)} ms" + (m.Skipped ? $" SKIPPED: {m.SkipReason}" : "");

@@ -82,6 +82,32 @@ public class ViewTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture
     }
 
     [Fact]
+    public void Hand_written_answers_are_scored_and_drawn_and_a_solution_in_pixels_is_flagged()
+    {
+        var s = fx.Data.Train[0];
+        var group = RolloutGroup.FromTexts(s, [Answer(s), "<think></think><answer></answer>"], VisualRft.Rewards.Rewards.Detection(RewardPreset.Strict));
+        var v = Render.Of(group.Score().Advantages());
+        WellFormed(v);
+        Assert.Equal(4, Count(v.Html, "class=\"vrft-box vrft-prediction\""));
+        Assert.DoesNotContain("⚠", v.Html);
+        // The frame mix-up of anchors.md §B.2: a solution written in image pixels.
+        var pixels = s with { Solution = "<answer>[" + string.Join(", ", s.Boxes.Select(b => $"{{'Position': [{b.X1}, {b.Y1}, {b.X2}, {b.Y2}], 'Confidence': 1}}")) + "]</answer>" };
+        var mixed = Render.Of(RolloutGroup.FromTexts(pixels, [Answer(s), Answer(s)], VisualRft.Rewards.Rewards.Detection()));
+        Assert.Contains("they are in image pixels", mixed.Html);
+        Assert.Throws<ArgumentException>(() => RolloutGroup.FromTexts(s, ["one"], VisualRft.Rewards.Rewards.Detection()));
+    }
+
+    [Fact]
+    public void An_update_shows_its_numbers()
+    {
+        var u = new UpdateResult(0.125, 0.002, 0, 0.75, 1e-4, false, null, 120, 4, 3, [], null);
+        var v = Render.Of(u);
+        WellFormed(v);
+        Assert.Contains("0.125", v.Html);
+        Assert.Contains("optimizer step 3", v.Text);
+    }
+
+    [Fact]
     public void Format_problems_are_named()
     {
         Assert.Empty(RewardViews.FormatProblems("<think>a</think><answer>b</answer>", RewardPreset.VisualRft));
