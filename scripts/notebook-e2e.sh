@@ -19,7 +19,7 @@ source scripts/notebook-env.sh
 notebook=$(realpath "${1:-tests/e2e/smoke.ipynb}")
 shift || true
 expectations=("$@")
-[ ${#expectations[@]} -gt 0 ] || expectations=('svg rect.gt' '.main-svg .scatterlayer .trace')
+[ ${#expectations[@]} -gt 0 ] || expectations=('svg rect.vrft-box' '.vrft-plotly .main-svg .scatterlayer .trace')
 name=$(basename "$notebook" .ipynb)
 results="$VRFT_ROOT/TestResults/e2e/$name"
 screenshots="$VRFT_ROOT/TestResults/screenshots"
