@@ -74,10 +74,11 @@ public sealed class DetectionReward : TaskReward
         if (answer.Failure is not null) return (0, 0, answer.Failure);
         var gt = truth.Boxes.Select(b => b.Position.Normalized()).ToArray();
         var preds = new List<DetectionBox>();
+        var seen = new HashSet<Box>();
         foreach (var b in answer.Boxes)
         {
             var p = b with { Position = b.Position.Normalized() };
-            if (!preds.Any(q => q.Position == p.Position)) preds.Add(p);   // §4.3.5 duplicate removal, kept
+            if (seen.Add(p.Position)) preds.Add(p);   // §4.3.5 duplicate removal (first kept), in linear time
         }
         if (preds.Count == 0)
             return gt.Length == 0 ? (1, 1, null) : (0, 0, new(ParseFailureKind.NoBox, $"no boxes predicted; the solution has {gt.Length}"));

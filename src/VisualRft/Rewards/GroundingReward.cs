@@ -47,7 +47,7 @@ public sealed class GroundingReward : TaskReward
         double format = Format(completion, Preset);
         string answerText = Answers.Answer(completion, VisualTask.Grounding, Preset);
         string truthText = Preset == RewardPreset.VisualRft
-            ? PyText.SearchGroupOrWhole(Answers.AnswerSingleLine(), solution)
+            ? Answers.SearchAnswerOrWhole(solution, dotAll: false)
             : Answers.Answer(solution, VisualTask.Grounding, Preset);
         var answer = GroundingParsing.Parse(answerText, Preset);
         var truth = GroundingParsing.Parse(truthText, Preset);
@@ -55,13 +55,27 @@ public sealed class GroundingReward : TaskReward
         ParseFailure? failure = null;
         if (truth.Box is not { } t) failure = new(ParseFailureKind.InvalidSolution, $"solution: {truth.Failure?.Message}");
         else if (answer.Box is not { } a) failure = answer.Failure;
-        else giou = Box.GIoU(PerMille(t), PerMille(a)) + 1;
+        else giou = (Preset == RewardPreset.VisualRft ? Box.GIoU(PerMille(t), PerMille(a)) : ScaledGIoU(PerMille(t), PerMille(a))) + 1;
         if (Preset == RewardPreset.VisualRft)
         {
             if (answerText == truthText) return ([2.0, format], answer, null);   // §4.9.5 exact-string shortcut, applied last
             return ([giou, format], answer, failure);
         }
         return ([Math.Clamp(giou, 0, 2), format], answer, failure);
+    }
+
+    /// <summary>
+    /// GIoU computed on both boxes scaled by one power of two that brings the largest coordinate near 1. Scaling by a
+    /// power of two is exact, so the result is the unscaled one bit for bit whenever that one does not overflow; for
+    /// coordinates beyond ~10^154 the areas would overflow to ∞ and the GIoU become NaN, and here it stays the true
+    /// (scale-invariant) value. strict only: the official arithmetic overflows (see the remarks).
+    /// </summary>
+    static double ScaledGIoU(Box a, Box b)
+    {
+        double largest = new[] { a.X1, a.Y1, a.X2, a.Y2, b.X1, b.Y1, b.X2, b.Y2 }.Max(Math.Abs);
+        if (largest < 1e150) return Box.GIoU(a, b);
+        double s = Math.ScaleB(1, -Math.ILogB(largest));
+        return Box.GIoU(a.Scale(s, s), b.Scale(s, s));
     }
 
     /// <summary><c>int(x) / 1000</c> per coordinate, as the original (division, not multiplication by 0.001).</summary>
