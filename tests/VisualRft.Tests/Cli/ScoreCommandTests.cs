@@ -10,6 +10,8 @@ using Rewards = VisualRft.Rewards.Rewards;
 
 public class ScoreCommandTests
 {
+    static MemoryStream Utf8(string text) => new(System.Text.Encoding.UTF8.GetBytes(text));
+
     static List<JsonElement> Lines(string output) =>
         output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
 
@@ -25,7 +27,7 @@ public class ScoreCommandTests
             """["completion"]""",
             """{"solution": "x"}""");
         var output = new StringWriter();
-        var (scored, errors) = ScoreCommand.Run(new StringReader(input), output, Rewards.Detection());
+        var (scored, errors) = ScoreCommand.Run(Utf8(input), output, Rewards.Detection());
         Assert.Equal((2, 4), (scored, errors));
         var lines = Lines(output.ToString());
         Assert.Equal([1, 2, 4, 5, 6, 7], lines.Select(l => l.GetProperty("line").GetInt32()));
@@ -42,7 +44,7 @@ public class ScoreCommandTests
     public void WritesTheFailureReasonOfAnUnreadableAnswer()
     {
         var output = new StringWriter();
-        ScoreCommand.Run(new StringReader("""{"completion": "<answer>rose or lotus</answer>", "solution": "<answer>lotus</answer>"}"""),
+        ScoreCommand.Run(Utf8("""{"completion": "<answer>rose or lotus</answer>", "solution": "<answer>lotus</answer>"}"""),
             output, Rewards.Classification(RewardPreset.Strict));
         var line = Lines(output.ToString()).Single();
         Assert.Equal(0, line.GetProperty("accuracy").GetDouble());
@@ -52,7 +54,7 @@ public class ScoreCommandTests
     static (int Code, string Out, string Err) Invoke(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
-        var root = new RootCommand { ScoreCommand.Create() };
+        var root = VrftCommandLine.Create();
         int code = root.Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
         return (code, o.ToString(), e.ToString());
     }
