@@ -60,8 +60,8 @@ public sealed class DetectionReward : TaskReward
         double format = Format(completion, Preset);
         if (Preset == RewardPreset.VisualRft)
         {
-            var (iou, conf, failure) = OfficialDetection.Score(completion, solution);
-            return ([iou, conf, format], OfficialDetection.Parse(completion), failure);
+            var (iou, conf, failure, read) = OfficialDetection.Score(completion, solution);
+            return ([iou, conf, format], read, failure);
         }
         var answer = Answers.ParseDetection(completion, RewardPreset.Strict);
         var (sIou, sConf, sFailure) = ScoreStrict(answer, StrictDetection.ParseAnswer(Answers.Answer(solution, VisualTask.Detection, RewardPreset.Strict)));

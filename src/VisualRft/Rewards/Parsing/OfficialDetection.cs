@@ -45,8 +45,12 @@ static class OfficialDetection
     public static DetectionAnswer Parse(string completion)
     {
         string student = StudentText(completion);
+        return Describe(student, ExtractBbox(student, out var error), error);
+    }
+
+    static DetectionAnswer Describe(string student, PyValue? list, string error)
+    {
         string answer = student["<answer>".Length..^"</answer>".Length];
-        var list = ExtractBbox(student, out var error);
         bool noObjects = PyText.Strip(answer) == "No Objects";
         if (list is null) return new(answer, [], noObjects, new(ParseFailureKind.InvalidJson, error));
         if (list.Kind != PyKind.List || list.Items.Count == 0)
@@ -84,11 +88,18 @@ static class OfficialDetection
         return true;
     }
 
-    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, with the failure that made them 0 if any.</summary>
-    public static (double Iou, double Confidence, ParseFailure? Failure) Score(string completion, string solution)
+    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, the failure that made them 0 if any, and the answer as
+    /// <see cref="Parse"/> reads it (from the same parse).</summary>
+    public static (double Iou, double Confidence, ParseFailure? Failure, DetectionAnswer Answer) Score(string completion, string solution)
     {
-        var pred = ExtractBbox(StudentText(completion), out var predError);
-        var gt = ExtractBbox(PyText.Strip(solution), out _);
+        string student = StudentText(completion);
+        var pred = ExtractBbox(student, out var predError);
+        var (iou, confidence, failure) = Score(pred, predError, ExtractBbox(PyText.Strip(solution), out _));
+        return (iou, confidence, failure, Describe(student, pred, predError));
+    }
+
+    static (double Iou, double Confidence, ParseFailure? Failure) Score(PyValue? pred, string predError, PyValue? gt)
+    {
         try
         {
             // `if student_answer_bbox==None or type(student_answer_bbox[0])!=dict: reward = 0.0`

@@ -194,9 +194,26 @@ static class PyJson
             return isFloat ? PyValue.Float(v) : PyValue.Int(v + 0.0); // + 0.0: Python's int -0 is plain 0
         }
 
-        string StringBody()
+        // Keys repeat in every box ('Position', 'Confidence'): one string per distinct key, looked up without allocating.
+        readonly Dictionary<string, string> keys = new(StringComparer.Ordinal);
+
+        /// <summary>The body of a string after its opening quote. Strings without escapes (nearly all) are cut out of the
+        /// input in one piece; keys are shared.</summary>
+        string StringBody(bool key = false)
         {
-            var sb = new StringBuilder();
+            int end = Pos;
+            while (end < s.Length && s[end] is not ('"' or '\\') && s[end] >= 0x20) end++;
+            if (end < s.Length && s[end] == '"')
+            {
+                var span = s.AsSpan(Pos, end - Pos);
+                Pos = end + 1;
+                if (!key) return span.ToString();
+                var lookup = keys.GetAlternateLookup<ReadOnlySpan<char>>();
+                if (!lookup.TryGetValue(span, out var shared)) lookup[span] = shared = span.ToString();
+                return shared;
+            }
+            var sb = new StringBuilder().Append(s.AsSpan(Pos, end - Pos));
+            Pos = end;
             while (true)
             {
                 if (Pos >= s.Length) throw Fail("Unterminated string starting at");
@@ -260,7 +277,7 @@ static class PyJson
             {
                 if (Pos >= s.Length || s[Pos] != '"') throw Fail("Expecting property name enclosed in double quotes");
                 Pos++;
-                string key = StringBody();
+                string key = StringBody(key: true);
                 SkipWs();
                 if (Pos >= s.Length || s[Pos] != ':') throw Fail("Expecting ':' delimiter");
                 Pos++;
