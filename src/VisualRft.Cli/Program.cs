@@ -1,4 +1,4 @@
 using VisualRft.Cli;
 
 // Every command, its errors reported as one line (see VrftCommandLine).
-return VrftCommandLine.Create().Parse(args).Invoke();
+return VrftCommandLine.Run(args);

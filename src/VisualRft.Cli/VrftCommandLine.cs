@@ -51,6 +51,22 @@ public static class VrftCommandLine
         return root;
     }
 
+    /// <summary>
+    /// Parses and runs <paramref name="args"/> (the entry point of <c>vrft</c>). A command line that does not parse
+    /// (unknown option, missing required one, a value of the wrong type) is reported in the same one-line form, exit code
+    /// <see cref="ExitCodes.Usage"/>, pointing to <c>--help</c> instead of printing it.
+    /// </summary>
+    public static int Run(string[] args, InvocationConfiguration? configuration = null)
+    {
+        configuration ??= new InvocationConfiguration();
+        var parse = Create().Parse(args);
+        if (parse.Errors.Count == 0) return parse.Invoke(configuration);
+        var command = parse.CommandResult.Command;
+        var name = command is RootCommand ? "vrft" : $"vrft {command.Name}";
+        configuration.Error.WriteLine($"{name}: {OneLine(string.Join(" ", parse.Errors.Select(e => e.Message)))} (see {name} --help)");
+        return ExitCodes.Usage;
+    }
+
     /// <summary>Wraps the action of <paramref name="command"/> and of all its subcommands.</summary>
     public static void Guard(Command command, Option<bool> verbose)
     {

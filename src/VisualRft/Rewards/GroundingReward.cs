@@ -25,17 +25,21 @@ namespace VisualRft.Rewards;
 /// answer coordinates in [0, 1000], giou ∈ [1 − 1/A, 1 + 1/A]. Proof: with C the enclosing-box area, C ≥ A, the value is
 /// iou + union/C; iou ∈ [0, 1] and iou &gt; 0 only for a well-formed prediction, where union ≤ C gives ≤ 2 ≤ 1 + 1/A;
 /// otherwise iou = 0 and union = A + A_pred with |A_pred| ≤ 1, so union/C ∈ [(A − 1)/A, (A + 1)/A]. Larger
-/// coordinates widen it without bound.</para>
+/// coordinates widen it without bound, and coordinates above about 10^157 (numbers of 158 digits or more, which the
+/// regex accepts; Python's <c>int(x) / 1000</c> stays finite up to 10^311) overflow the official float areas to ±∞, so
+/// the official GIoU is NaN or −∞: reproduced here (checked against the formula run in CPython), like the detection
+/// reward's NaN confidence. Longer numbers raise OverflowError in the original, so 0.</para>
 /// <para><b>strict</b>: answer read with DOTALL; exactly one box (ASCII digits, decimals allowed), else 0 (none, or
 /// several: <see cref="ParseFailureKind.MultipleBoxes"/>); corners normalised (min/max) in both answer and solution; no
-/// exact-string shortcut; empty answer 0. Range: giou ∈ [0, 2].</para>
+/// exact-string shortcut; empty answer 0; GIoU computed without overflow for any finite coordinates. Range: giou ∈
+/// [0, 2], always finite.</para>
 /// </remarks>
 public sealed class GroundingReward : TaskReward
 {
     public GroundingReward(RewardPreset preset = RewardPreset.VisualRft) : base(VisualTask.Grounding, preset,
     [
         new("giou", preset == RewardPreset.VisualRft
-            ? "GIoU + 1 of the official corner pairing, or 2 for an exact string match (spec §4.9); leaves [0, 2] for inverted corners"
+            ? "GIoU + 1 of the official corner pairing, or 2 for an exact string match (spec §4.9); leaves [0, 2] for inverted corners, NaN for coordinates over ~10^157"
             : "GIoU + 1 of the single answer box with normalised corners", preset == RewardPreset.VisualRft ? double.NegativeInfinity : 0,
             preset == RewardPreset.VisualRft ? double.PositiveInfinity : 2),
         FormatComponent(preset),

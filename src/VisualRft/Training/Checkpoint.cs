@@ -167,10 +167,10 @@ public static class Checkpoint
         {
             try
             {
-                var state = JsonNode.Parse(File.ReadAllText(Path.Combine(d, StateFile)));
+                var state = JsonNode.Parse(BoundedFile.ReadAllText(Path.Combine(d, StateFile), 1 << 20, "trainer state"));
                 result.Add((d, state!["step"]!.GetValue<int>(), state["metric"]?.GetValue<double>()));
             }
-            catch (Exception e) when (e is IOException or JsonException or NullReferenceException or InvalidOperationException or FormatException) { }
+            catch (Exception e) when (e is IOException or InvalidDataException or JsonException or NullReferenceException or InvalidOperationException or FormatException) { }   // not a complete checkpoint
         }
         return [.. result.OrderBy(c => c.Item2).ThenBy(c => c.Item1, StringComparer.Ordinal)];
     }
@@ -178,7 +178,7 @@ public static class Checkpoint
     static string? ReadLatest(string runFolder)
     {
         var path = Path.Combine(runFolder, LatestFile);
-        return File.Exists(path) ? File.ReadAllText(path).Trim() : null;
+        return File.Exists(path) ? BoundedFile.ReadAllText(path, 4096, "latest file").Trim() : null;
     }
 
     /// <summary>Replaces <c>latest</c> atomically: a hidden temporary file, then a rename over it.</summary>
@@ -212,9 +212,9 @@ public static class Checkpoint
         var latest = Path.Combine(path, LatestFile);
         if (File.Exists(latest))
         {
-            var name = File.ReadAllText(latest).Trim();
+            var name = BoundedFile.ReadAllText(latest, 4096, "latest file").Trim();
             if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.StartsWith('.'))
-                throw new InvalidDataException($"{latest}: names '{name}', which is not a checkpoint folder name");
+                throw new InvalidDataException($"{latest}: names '{Excerpt.Of(name, 80)}', which is not a checkpoint folder name");
             var folder = Path.Combine(path, name);
             if (!File.Exists(Path.Combine(folder, StateFile)))
                 throw new InvalidDataException($"{latest}: names {name}, but {Path.Combine(folder, StateFile)} does not exist");
@@ -232,7 +232,7 @@ public static class Checkpoint
         var folder = Resolve(path);
         var statePath = Path.Combine(folder, StateFile);
         JsonNode root;
-        try { root = JsonNode.Parse(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"{statePath}: empty"); }
+        try { root = JsonNode.Parse(BoundedFile.ReadAllText(statePath, 1 << 20, "trainer state")) ?? throw new InvalidDataException($"{statePath}: empty"); }
         catch (JsonException e) { throw new InvalidDataException($"{statePath}: not valid JSON: {e.Message}", e); }
         T Get<T>(string key) where T : notnull
         {

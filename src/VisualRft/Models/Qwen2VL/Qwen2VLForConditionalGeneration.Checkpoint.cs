@@ -107,7 +107,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         return text.Length == 0 ? null : text;
 
         static string List(string what, List<string> items) =>
-            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(20))}{(items.Count > 20 ? "; …" : "")}.";
+            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
     }
 
     /// <summary>Loads one safetensors file of either key layout (strict).</summary>
