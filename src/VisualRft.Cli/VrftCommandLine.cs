@@ -45,6 +45,7 @@ public static class VrftCommandLine
             QuickstartCommand.Create(),
             ScoreCommand.Create(),
             PretrainTinyCommand.Create(),
+            InfoCommand.Create(),
         };
         root.Options.Add(verbose);
         Guard(root, verbose);
