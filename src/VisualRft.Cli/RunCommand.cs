@@ -5,7 +5,7 @@ namespace VisualRft.Cli;
 
 /// <summary>
 /// <c>vrft run NOTEBOOK [--out DIR]</c>: executes a .ipynb or .dib in-process, cell by cell, with the kernel extension loaded,
-/// and writes the executed .ipynb and a self-contained HTML report. Exits 1 naming the failing cell; the cells after it are
+/// and writes the executed .ipynb and a self-contained HTML report. Exits 4 naming the failing cell; the cells after it are
 /// not run. Ctrl-C cancels the running cell (a second Ctrl-C quits at once) and exits 130.
 /// </summary>
 public static class RunCommand
@@ -20,16 +20,9 @@ public static class RunCommand
         {
             var input = parse.GetValue(notebook)!;
             var folder = parse.GetValue(output)!.FullName;
-            if (!input.Exists)
-            {
-                Console.Error.WriteLine($"vrft run: {input.FullName} does not exist");
-                return 2;
-            }
+            if (!input.Exists) throw new FileNotFoundException($"{input.FullName} does not exist");
             if (Path.GetFullPath(Path.Combine(folder, Path.GetFileNameWithoutExtension(input.Name) + ".ipynb")) == input.FullName)
-            {
-                Console.Error.WriteLine($"vrft run: --out {folder} would overwrite the notebook itself; choose another folder");
-                return 2;
-            }
+                throw new OptionException("--out", $"{folder} would overwrite the notebook itself; choose another folder");
             // The kernel redirects Console.Out and Console.Error into the cells' outputs while a cell runs, so progress goes to
             // the process's own standard error stream.
             using var progress = new StreamWriter(Console.OpenStandardError()) { AutoFlush = true };
@@ -48,7 +41,12 @@ public static class RunCommand
                 var (ipynb, html) = NotebookRunner.Write(run, folder);
                 progress.WriteLine(run.Summary());
                 progress.WriteLine($"written: {ipynb}, {html}");
-                return run.Stopped?.Status switch { null => 0, CellStatus.Cancelled => 130, _ => 1 };
+                return run.Stopped?.Status switch
+                {
+                    null => VrftCommandLine.ExitCodes.Ok,
+                    CellStatus.Cancelled => VrftCommandLine.ExitCodes.Interrupted,
+                    _ => VrftCommandLine.ExitCodes.NotebookFailed,
+                };
             }
             finally
             {

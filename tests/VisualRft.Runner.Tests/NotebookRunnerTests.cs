@@ -77,7 +77,7 @@ public sealed class NotebookRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task Vrft_run_exits_1_naming_the_failing_cell_and_writes_what_ran()
+    public async Task Vrft_run_exits_4_naming_the_failing_cell_and_writes_what_ran()
     {
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), "run", Notebook("failing.ipynb"), "--out", _out])
             { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -86,7 +86,7 @@ public sealed class NotebookRunnerTests : IDisposable
         var stderr = await p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();
 
-        Assert.True(p.ExitCode == 1, stderr + await stdout);
+        Assert.True(p.ExitCode == VisualRft.Cli.VrftCommandLine.ExitCodes.NotebookFailed, stderr + await stdout);
         Assert.Contains("[1/4] cell 2 `#r \"nuget: VisualRft.Interactive, 9.9.9\"` … ", stderr);
         Assert.Contains("[3/4] cell 4 `throw new InvalidOperationException(\"boom in cell 4\");` … failed after", stderr);
         Assert.Contains("cell 4 (throw new InvalidOperationException(\"boom in cell 4\");) failed: System.InvalidOperationException: boom in cell 4", stderr);
@@ -137,7 +137,7 @@ public sealed class NotebookRunnerTests : IDisposable
         Assert.Equal(0, kill(p.Id, 2));   // SIGINT, as Ctrl-C sends it
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.True(p.ExitCode == 130, await stderr);
+        Assert.True(p.ExitCode == VisualRft.Cli.VrftCommandLine.ExitCodes.Interrupted, await stderr);
         Assert.Contains("was cancelled: cancelled (Ctrl-C)", await stderr);
         Assert.True(File.Exists(Path.Combine(_out, "run", "slow.html")));
     }
