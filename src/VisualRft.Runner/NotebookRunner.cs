@@ -66,14 +66,14 @@ public static class NotebookRunner
                 element.Outputs.Clear();
                 element.ExecutionOrder = ++executionCount;
                 var submit = new SubmitCode(element.Contents, element.KernelName);
-                KernelCommandResult result;
+                KernelCommandResult? result = null;
                 try
                 {
                     result = await kernel.SendAsync(submit, cancel);
                 }
                 catch (OperationCanceledException)
                 {
-                    result = null!;
+                    // cancelled before the kernel answered: the cell is reported as cancelled below
                 }
                 var error = result is null ? null : Record(result, submit, element);
                 var status = cancel.IsCancellationRequested ? CellStatus.Cancelled : error is null ? CellStatus.Succeeded : CellStatus.Failed;
