@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Grpo;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
@@ -62,7 +63,7 @@ public static class PolicyEvaluator
                 scored.Select(e => (string?)Answers.ParseClassification(e.Completion, RewardPreset.VisualRft).AnswerText).ToList(),
                 scored.Select(e => e.Sample.Category).ToList()) : null,
             task == VisualTask.Grounding ? GroundingMetrics.MeanIoU(
-                scored.Select(e => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box is { } b ? new EvalBox(b.X1, b.Y1, b.X2, b.Y2) : (EvalBox?)null).ToList(),
+                scored.Select(e => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box).ToList(),
                 scored.Select(e => Truth(e.Sample.Boxes1000[0])).ToList()) : null,
             clock.Elapsed.TotalSeconds);
     }
@@ -81,10 +82,10 @@ public static class PolicyEvaluator
             foreach (var box in answer.Boxes.DistinctBy(b => b.Position))
                 if (double.IsFinite(box.Confidence) && box.Position.IsFinite)
                     predictions.Add(new DetectionPrediction(e.Sample.Id, e.Sample.Category,
-                        new EvalBox(box.Position.X1, box.Position.Y1, box.Position.X2, box.Position.Y2), box.Confidence));
+                        box.Position, box.Confidence));
         }
         return CocoDetectionEvaluator.Evaluate(truths, predictions, scored.Select(e => e.Sample.Category).Distinct().Order(StringComparer.Ordinal));
     }
 
-    static EvalBox Truth(Qwen1000Box b) => new(b.X1, b.Y1, b.X2, b.Y2);
+    static Box Truth(Qwen1000Box b) => new(b.X1, b.Y1, b.X2, b.Y2);
 }

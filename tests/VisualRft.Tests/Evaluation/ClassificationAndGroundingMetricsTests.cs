@@ -1,3 +1,4 @@
+using VisualRft.Geometry;
 using VisualRft.Evaluation;
 
 namespace VisualRft.Tests.Evaluation;
@@ -29,12 +30,12 @@ public class ClassificationAndGroundingMetricsTests
     [Fact]
     public void Grounding_mIoU_counts_failures_as_zero()
     {
-        var gt = new EvalBox(100, 100, 300, 300);
+        var gt = new Box(100, 100, 300, 300);
         Assert.Equal(1.0, GroundingMetrics.IoU(gt, gt), 4);
         Assert.True(GroundingMetrics.IoU(gt, gt) < 1.0);                               // the +1e-6 of merge_eval.py
-        Assert.Equal(0.0, GroundingMetrics.IoU(new EvalBox(500, 500, 600, 600), gt));
-        var half = GroundingMetrics.IoU(new EvalBox(100, 100, 300, 200), gt);           // inter .02, union .04
+        Assert.Equal(0.0, GroundingMetrics.IoU(new Box(500, 500, 600, 600), gt));
+        var half = GroundingMetrics.IoU(new Box(100, 100, 300, 200), gt);           // inter .02, union .04
         Assert.Equal(0.02 / (0.04 + 1e-6), half, 12);
-        Assert.Equal((0.02 / (0.04 + 1e-6) + 0) / 2, GroundingMetrics.MeanIoU([new EvalBox(100, 100, 300, 200), null], [gt, gt]), 12);
+        Assert.Equal((0.02 / (0.04 + 1e-6) + 0) / 2, GroundingMetrics.MeanIoU([new Box(100, 100, 300, 200), null], [gt, gt]), 12);
     }
 }

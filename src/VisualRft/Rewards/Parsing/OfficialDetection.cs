@@ -209,18 +209,9 @@ static class OfficialDetection
     {
         var (x1, y1, x2, y2) = Unpack4(box1);
         var (x12, y12, x22, y22) = Unpack4(box2);
-        double xi1 = PyMax(x1, x12), yi1 = PyMax(y1, y12), xi2 = PyMin(x2, x22), yi2 = PyMin(y2, y22);
-        if (xi2 <= xi1 || yi2 <= yi1) return 0.0;
-        double inter = (xi2 - xi1) * (yi2 - yi1);
-        double area1 = (x2 - x1) * (y2 - y1);
-        double area2 = (x22 - x12) * (y22 - y12);
-        double union = area1 + area2 - inter;
-        if (union == 0) throw new PyError("ZeroDivisionError: float division by zero");
-        return inter / union;
+        try { return Box.IoU(new Box(x1, y1, x2, y2), new Box(x12, y12, x22, y22), IouVariant.OfficialReward); }
+        catch (DivideByZeroException) { throw new PyError("ZeroDivisionError: float division by zero"); }
     }
-
-    static double PyMax(double a, double b) => b > a ? b : a;
-    static double PyMin(double a, double b) => b < a ? b : a;
 
     /// <summary><c>x1, y1, x2, y2 = position</c>, then arithmetic: 4 elements, all numbers (bool counts as a number).
     /// A string of 4 characters unpacks in Python too and then fails at the comparison with the other box.</summary>
