@@ -6,5 +6,6 @@ var root = new RootCommand("vrft: Visual-RFT from the command line")
     QuickstartCommand.Create(),
     ScoreCommand.Create(),
     PretrainTinyCommand.Create(),
+    EvalCommand.Create(),
 };
 return root.Parse(args).Invoke();
