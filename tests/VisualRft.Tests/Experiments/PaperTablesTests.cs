@@ -1,0 +1,29 @@
+using VisualRft.Experiments;
+
+namespace VisualRft.Tests.Experiments;
+
+public class PaperTablesTests
+{
+    [Fact]
+    public void Every_row_fits_its_columns()
+    {
+        Assert.Equal([2, 3, 4, 5, 6, 7, 8], PaperTables.All.Select(t => t.Number));
+        foreach (var t in PaperTables.All)
+            foreach (var r in t.Rows)
+                Assert.True(r.Values.Count == t.Columns.Count, $"Table {t.Number} {r.Model} {r.Setting} {r.Kind}: {r.Values.Count} values for {t.Columns.Count} columns");
+        Assert.Equal(16, PaperTables.Table2.Rows.Count);
+        Assert.Equal(20, PaperTables.Table3.Rows.Count);
+        Assert.Equal(40.6, PaperTables.Table3.RowsOf("Qwen2-VL-2B", "4-shot").Single(r => r.Kind == RowKind.VisualRft).Values[0]);
+    }
+
+    [Fact]
+    public void The_only_inconsistencies_are_the_spec_notes_three_and_one_delta()
+    {
+        var found = PaperTables.All.SelectMany(t => t.Inconsistencies()).ToList();
+        Assert.True(found.Count == 4, string.Join("\n", found));
+        Assert.Contains(found, f => f.StartsWith("Table 4 Qwen2-VL-7B +Visual-RFT: mAP printed 33.8, from the other columns 33.1"));
+        Assert.Contains(found, f => f.StartsWith("Table 4 Qwen2-VL-2B  Δ kitchen_table: printed +29.2, Visual-RFT − baseline = +28.8"));
+        Assert.Contains(found, f => f.StartsWith("Table 5 Qwen2-VL-2B 16-shot  Δ feline-or-canid: printed +56.4, Visual-RFT − baseline = +31.0"));
+        Assert.Contains(found, f => f.StartsWith("Table 8 Qwen2-VL-2B +Visual-RFT: mAP printed 20.7, from the other columns 20.0"));
+    }
+}
