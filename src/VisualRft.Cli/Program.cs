@@ -7,5 +7,6 @@ var root = new RootCommand("vrft: Visual-RFT from the command line")
     ScoreCommand.Create(),
     PretrainTinyCommand.Create(),
     EvalCommand.Create(),
+    TableCommand.Create(),
 };
 return root.Parse(args).Invoke();
