@@ -8,5 +8,6 @@ var root = new RootCommand("vrft: Visual-RFT from the command line")
     PretrainTinyCommand.Create(),
     EvalCommand.Create(),
     TableCommand.Create(),
+    DownloadCommand.Create(),
 };
 return root.Parse(args).Invoke();
