@@ -41,7 +41,7 @@ public static class PretrainTinyCommand
                     o.WriteLine($"stage {stage + 1}/{options.Stages.Count} {st.Dataset} step {s.Step}/{st.Steps}: loss {s.Loss:F4}, lr {s.LearningRate:E2}, {s.Milliseconds:F0} ms, {(DateTime.UtcNow - start).TotalSeconds:F0} s");
             }
             // The loss cannot tell whether the boxes come from the image: check on unseen base images after every stage.
-            using var heldOut = TinyQwen2Vl.HeldOutBaseTasks();
+            var heldOut = TinyQwen2Vl.HeldOutBaseTasks();
             string Dependence(VisualRft.Policy.VisionLanguagePolicy model) =>
                 $"held-out base images ({heldOut.Train.Count}): {VisualRft.Evaluation.ImageDependence.Measure(model, heldOut.Train)}";
             void Check(int stage, VisualRft.Policy.VisionLanguagePolicy model) => o.WriteLine($"stage {stage + 1} done; {Dependence(model)}");

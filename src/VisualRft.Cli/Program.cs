@@ -6,6 +6,7 @@ var root = new RootCommand("vrft: Visual-RFT from the command line")
     QuickstartCommand.Create(),
     ScoreCommand.Create(),
     PretrainTinyCommand.Create(),
+    InfoCommand.Create(),
     EvalCommand.Create(),
     TableCommand.Create(),
     DownloadCommand.Create(),

@@ -1,5 +1,6 @@
-using SixLabors.ImageSharp;
+using System.Runtime.InteropServices;
 using SixLabors.ImageSharp.PixelFormats;
+using VisualRft.Imaging;
 
 namespace VisualRft.Data;
 
@@ -59,7 +60,7 @@ internal sealed class Canvas
         return new PixelBox(x1, y1, x2, y2);
     }
 
-    public Image<Rgb24> ToImage() => Image.LoadPixelData<Rgb24>(px, Width, Height);
+    public RgbImage ToImage() => new(Width, Height, MemoryMarshal.AsBytes(px.AsSpan()).ToArray());
 
     static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
 }

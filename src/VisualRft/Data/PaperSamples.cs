@@ -2,14 +2,15 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using VisualRft.Imaging;
 
 namespace VisualRft.Data;
 
 /// <summary>
 /// Turns the paper's data into the package's <see cref="VisualSample"/> records: rows of the ViRFT_* data sets (image
 /// bytes + problem + solution, read by <see cref="HfDatasetReader"/>) and (image, category) queries on COCO / LVIS
-/// annotation files with their image folders. Images become RGB (the ViRFT rows store RGBA; the Qwen2-VL processor
-/// converts back to RGB, spec §5.1). Boxes in pixels are the 0–1000 boxes scaled to the image (rounded), or the
+/// annotation files with their image folders. Images become RGB as the Qwen2-VL processor makes them (the ViRFT rows
+/// store RGBA, spec §5.1: transparent pixels composited on white, <see cref="RgbImage.FromImageSharp(Image{Rgba32})"/>). Boxes in pixels are the 0–1000 boxes scaled to the image (rounded), or the
 /// annotation's boxes for COCO / LVIS.
 /// </summary>
 public static partial class PaperSamples
@@ -33,8 +34,12 @@ public static partial class PaperSamples
     /// </summary>
     public static VisualSample FromHfRow(HfRow row, VisualTask task, string id, DatasetSplit split = DatasetSplit.Train)
     {
-        Image<Rgb24> image;
-        try { image = Image.Load<Rgb24>(row.ImageBytes); }
+        RgbImage image;
+        try
+        {
+            using var rgba = Image.Load<Rgba32>(row.ImageBytes);
+            image = RgbImage.FromImageSharp(rgba);
+        }
         catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException)
         {
             throw new InvalidDataException($"{id}: the image bytes{(row.ImagePath is null ? "" : $" of '{row.ImagePath}'")} cannot be decoded: {e.Message}", e);
@@ -86,7 +91,7 @@ public static partial class PaperSamples
         var file = ImageFile(image, imageRoot);
         if (!File.Exists(file))
             throw new FileNotFoundException($"image {image.Id} of {dataset.Source} not found at {file}; `vrft download` fetches the data set's images (see `vrft download --list`)", file);
-        var picture = Image.Load<Rgb24>(file);
+        var picture = ImageLoader.Load(file);
         var pixels = dataset.Annotations.Where(a => a.ImageId == image.Id && a.CategoryId == category.Id && !a.IsCrowd)
             .Select(a => new PixelBox((int)Math.Round(a.Bbox[0]), (int)Math.Round(a.Bbox[1]), (int)Math.Round(a.Bbox[0] + a.Bbox[2]), (int)Math.Round(a.Bbox[1] + a.Bbox[3])))
             .ToList();

@@ -7,9 +7,9 @@ namespace VisualRft.Data;
 /// The train and test samples a manifest describes. Generation is deterministic: the same manifest (after overrides) gives
 /// byte-identical images and texts, and each sample depends only on (seed, split, category, index), so the k-shot training
 /// split is the first k images per category of any larger one (1 ⊂ 2 ⊂ 4 ⊂ 8 ⊂ 16 shots, as in few-shot benchmarks).
-/// Owns the images: dispose it when done.
+/// Samples are plain data (managed pixels): nothing to dispose.
 /// </summary>
-public sealed class SyntheticDataset : IDisposable
+public sealed class SyntheticDataset
 {
     public DatasetManifest Manifest { get; }
     public IReadOnlyList<VisualSample> Train { get; }
@@ -48,21 +48,12 @@ public sealed class SyntheticDataset : IDisposable
     public static string FingerprintOf(IEnumerable<VisualSample> samples)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var pixels = Array.Empty<byte>();
         foreach (var s in samples)
         {
             sha.AppendData(Encoding.UTF8.GetBytes(s.Id + "\0" + s.Problem + "\0" + s.Solution + "\0"));
-            var n = s.Image.Width * s.Image.Height * 3;
-            if (pixels.Length != n) pixels = new byte[n];
-            s.Image.CopyPixelDataTo(pixels);
-            sha.AppendData(pixels);
+            sha.AppendData(s.Image.Pixels);
         }
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    public void Dispose()
-    {
-        foreach (var s in Train) s.Image.Dispose();
-        foreach (var s in Test) s.Image.Dispose();
-    }
 }

@@ -1,5 +1,4 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
+using VisualRft.Imaging;
 
 namespace VisualRft.Data;
 
@@ -18,7 +17,8 @@ public sealed record SceneObject(string Category, PixelBox Box);
 /// </summary>
 /// <param name="Id">Stable identifier "{dataset}/{split}/{category}/{index}".</param>
 /// <param name="Task">Which reward and answer format apply.</param>
-/// <param name="Image">The RGB image (square, a multiple of 28 pixels).</param>
+/// <param name="Image">The RGB image (synthetic sets: square, a multiple of 28 pixels). Plain pixels: a sample stays valid
+/// after its dataset is gone, so a notebook cell can keep it.</param>
 /// <param name="Problem">The prompt text, exactly the paper's template (§3.2–§3.4).</param>
 /// <param name="Solution">The ground-truth answer in the paper's format (§5.1).</param>
 /// <param name="Category">Detection: the queried category. Classification: the class name. Grounding: the target's category.</param>
@@ -31,7 +31,7 @@ public sealed record SceneObject(string Category, PixelBox Box);
 public sealed record VisualSample(
     string Id,
     VisualTask Task,
-    Image<Rgb24> Image,
+    RgbImage Image,
     string Problem,
     string Solution,
     string Category,

@@ -103,7 +103,7 @@ public static class FewShotDetection
     {
         var clock = Stopwatch.StartNew();
         log ??= _ => { };
-        using var data = SyntheticDatasets.Load(options.Dataset, shots: options.Shots, testSize: options.TestPerCategory);
+        var data = SyntheticDatasets.Load(options.Dataset, shots: options.Shots, testSize: options.TestPerCategory);
         if (data.Manifest.Task != VisualTask.Detection) throw new ArgumentException($"dataset '{options.Dataset}' is not a detection task");
         var reward = TaskReward.Create(VisualTask.Detection, options.Preset);
         log($"{data.Train.Count} training samples ({options.Shots} per category), {data.Test.Count} held-out samples");
@@ -123,7 +123,7 @@ public static class FewShotDetection
         {
             baseline = Evaluate(policy, "base");
             using var trainer = new GrpoTrainer(policy, data.Train, reward, options.Grpo, options.RftSteps);
-            foreach (var m in trainer.Train(cancellation: cancellation))
+            foreach (var m in trainer.Train(cancellation: cancellation).Select(e => e.Metrics))
             {
                 rftSteps.Add(m);
                 onRftStep?.Invoke(m);

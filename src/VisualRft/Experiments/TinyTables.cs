@@ -70,7 +70,7 @@ public static class TinyTables
     {
         var o = options ?? new TinyTableOptions();
         int shots = o.Shots ?? 4;
-        using var data = SyntheticDatasets.Load("shapes-classification", shots: shots, testSize: o.TestPerCategory);
+        var data = SyntheticDatasets.Load("shapes-classification", shots: shots, testSize: o.TestPerCategory);
         var run = Train(data.Train, VisualTask.Classification, o, loadBase, log, cancellation, (p, label) =>
         {
             var r = Evaluate(p, data.Test, VisualTask.Classification, o, label);
@@ -129,8 +129,8 @@ public static class TinyTables
     {
         var o = options ?? new TinyTableOptions();
         int images = o.Shots ?? 64, held = o.TestPerCategory * 8;
-        using var data = SyntheticDatasets.Load("shapes-grounding", shots: images, testSize: held);
-        using var val = SyntheticDatasets.Load("shapes-grounding", shots: 1, testSize: held, seed: data.Manifest.Seed + 1);
+        var data = SyntheticDatasets.Load("shapes-grounding", shots: images, testSize: held);
+        var val = SyntheticDatasets.Load("shapes-grounding", shots: 1, testSize: held, seed: data.Manifest.Seed + 1);
         var run = Train(data.Train, VisualTask.Grounding, o, loadBase, log, cancellation, (p, label) =>
         {
             var test = Evaluate(p, data.Test, VisualTask.Grounding, o, label + " test");
@@ -165,11 +165,10 @@ public static class TinyTables
     {
         var o = options ?? new TinyTableOptions();
         int shots = o.Shots ?? 4;
-        using var data = SyntheticDatasets.Load("shapes-ovd", shots: shots, testSize: o.TestPerCategory);
+        var data = SyntheticDatasets.Load("shapes-ovd", shots: shots, testSize: o.TestPerCategory);
         var m = data.Manifest;
         var baseTest = SyntheticDataset.Generate(m with { OpenVocabulary = false, Test = new SplitSpec(CategorySelection.Base, o.BaseTestPerCategory) }, DatasetSplit.Test);
-        using var rare = SyntheticDatasets.Load("shapes-detection", shots: 1, testSize: o.TestPerCategory);
-        try
+        var rare = SyntheticDatasets.Load("shapes-detection", shots: 1, testSize: o.TestPerCategory);
         {
             var run = Train(data.Train, VisualTask.Detection, o, loadBase, log, cancellation, (p, label) =>
             {
@@ -193,7 +192,6 @@ public static class TinyTables
                 ], run.Seconds);
             return (t7, t8);
         }
-        finally { foreach (var s in baseTest) s.Image.Dispose(); }
     }
 
     static TableComparison FewShot(PaperTable paper, DatasetManifest manifest, string dataLabel, TinyTableOptions? options, int defaultShots, bool lvis,
@@ -201,7 +199,7 @@ public static class TinyTables
     {
         var o = options ?? new TinyTableOptions();
         int shots = o.Shots ?? defaultShots;
-        using var data = SyntheticDataset.FromManifest(manifest, shots: shots, testSize: o.TestPerCategory);
+        var data = SyntheticDataset.FromManifest(manifest, shots: shots, testSize: o.TestPerCategory);
         var cats = data.Manifest.NovelCategories;
         var run = Train(data.Train, VisualTask.Detection, o, loadBase, log, cancellation,
             (p, label) => PerClass(DetectionScores(Evaluate(p, data.Test, VisualTask.Detection, o, label), cats, lvis), cats));
@@ -268,7 +266,7 @@ public static class TinyTables
             baseline = evaluate(policy, "base");
             log($"base evaluated ({clock.Elapsed.TotalSeconds:F0} s)");
             using var trainer = new GrpoTrainer(policy, train, reward, o.Grpo, o.RftSteps);
-            foreach (var m in trainer.Train(cancellation: cancellation))
+            foreach (var m in trainer.Train(cancellation: cancellation).Select(e => e.Metrics))
             {
                 rftMs.Add(m.Time.TotalMs);
                 if (m.Step % 20 == 0 || m.Step == o.RftSteps) log($"visual-rft step {m.Step}/{o.RftSteps}: reward {m.Reward.Mean:F3} ± {m.Reward.Std:F3}, {m.Time.TotalMs:F0} ms");

@@ -1,7 +1,6 @@
 using TorchSharp;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Imaging;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Text;
@@ -40,14 +39,17 @@ public sealed class VisionLanguagePolicy : IDisposable
         new(Qwen2VLForConditionalGeneration.FromPretrained(folder, device), Qwen2VLProcessor.FromFolder(folder));
 
     public Device Device => Model.Device;
+
+    /// <summary>The frame the model writes boxes in: 0–1000 for Qwen2-VL, resized-image pixels for Qwen2.5-VL (spec §3.2).</summary>
+    public CoordinateFrame AnswerFrame => Model.Config.IsQwen25 ? CoordinateFrame.ResizedPixels : CoordinateFrame.Normalized1000;
     public int PadTokenId => Processor.PadTokenId;
 
     /// <summary>
     /// The prompts of <paramref name="samples"/>, rendered with the chat template and left padded, each with its own image or
     /// with <paramref name="images"/>[i] instead (to see what a model makes of another image).
     /// </summary>
-    public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples, IReadOnlyList<Image<Rgb24>>? images = null) =>
-        Processor.Process(samples.Select((s, i) => (RgbImage.FromImageSharp(images?[i] ?? s.Image), s.Problem)).ToList());
+    public ProcessorBatch Encode(IReadOnlyList<VisualSample> samples, IReadOnlyList<RgbImage>? images = null) =>
+        Processor.Process(samples.Select((s, i) => (images?[i] ?? s.Image, s.Problem)).ToList());
 
     /// <summary>The vision tower's output for a processed batch, on the model's device (with gradient when autograd is on).</summary>
     public ImageInputs EncodeImages(ProcessorBatch batch)

@@ -124,8 +124,7 @@ public static class TinyQwen2Vl
         if (options.Stages.Count == 0) throw new ArgumentException("pre-training needs at least one stage", nameof(options));
         TorchRuntime.EnsureLoaded();
         Qwen2Tokenizer tokenizer;
-        using (var last = StageData(options.Stages[^1], options.DataSeed))
-            tokenizer = BpeTrainer.Train(last.Train.SelectMany(s => new[]
+        tokenizer = BpeTrainer.Train(StageData(options.Stages[^1], options.DataSeed).Train.SelectMany(s => new[]
             {
                 ChatTemplate.Render([new ChatMessage("user", [new ImagePart(), new TextPart(s.Problem)])]),
                 SftTrainer.Target(s),
@@ -144,7 +143,7 @@ public static class TinyQwen2Vl
         for (int i = 0; i < options.Stages.Count && !cancellation.IsCancellationRequested; i++)
         {
             var stage = options.Stages[i];
-            using var data = StageData(stage, options.DataSeed);
+            var data = StageData(stage, options.DataSeed);
             using var sft = new SftTrainer(policy, data.Train, options.Sft with { LearningRate = stage.LearningRate }, stage.Steps);
             foreach (var step in sft.Train(cancellation: cancellation)) onStep?.Invoke(i, step);
             if (!cancellation.IsCancellationRequested) onStageEnd?.Invoke(i, policy);

@@ -98,7 +98,7 @@ public class ManifestTests
         var m = DatasetManifest.Parse(Valid.Replace("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"targets\": [1, 1], \"distractors\": [0, 0], \"objectSide\": [0.5, 0.6] },"), "scene.json");
         Assert.Equal(new SceneSpec(1, 1, 0, 0, 0.5, 0.6), m.Scene);
         Assert.Equal(SceneSpec.Default, DatasetManifest.Parse(Valid, "ok.json").Scene);
-        using var data = SyntheticDataset.FromManifest(m, shots: 6);
+        var data = SyntheticDataset.FromManifest(m, shots: 6);
         Assert.All(data.Train, s =>
         {
             var box = Assert.Single(s.Boxes);

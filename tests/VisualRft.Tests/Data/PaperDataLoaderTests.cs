@@ -37,10 +37,10 @@ public sealed class PaperDataLoaderTests : IDisposable
         var sample = PaperSamples.FromHfRow(row, VisualTask.Detection, "coco/0");
         Assert.Equal("fire hydrant", sample.Category);
         Assert.Equal((40, 20), (sample.Width, sample.Height));
-        Assert.Equal(new Rgb24(255, 0, 0), sample.Image[0, 0]);   // alpha dropped, as PIL's convert("RGB")
+        // Red at alpha 128 composited on white, as transformers' convert_to_rgb does (PIL's integer arithmetic).
+        Assert.Equal((255, 127, 127), (sample.Image[0, 0, 0], sample.Image[0, 0, 1], sample.Image[0, 0, 2]));
         Assert.Equal([new Qwen1000Box(100, 200, 500, 750), new Qwen1000Box(600, 0, 1000, 250)], sample.Boxes1000);
         Assert.Equal([new PixelBox(4, 4, 20, 15), new PixelBox(24, 0, 40, 5)], sample.Boxes);
-        sample.Image.Dispose();
     }
 
     [Fact]
@@ -101,8 +101,6 @@ public sealed class PaperDataLoaderTests : IDisposable
         Assert.Equal([new PixelBox(10, 10, 30, 20)], lisa.Boxes);
         var e = Assert.Throws<InvalidDataException>(() => PaperSamples.FromHfRow(new HfRow([1, 2, 3], "x.png", "q", "<answer>a</answer>"), VisualTask.Classification, "bad/7"));
         Assert.Contains("bad/7", e.Message);
-        cls.Image.Dispose();
-        lisa.Image.Dispose();
     }
 
     [Theory]
@@ -129,7 +127,6 @@ public sealed class PaperDataLoaderTests : IDisposable
         Assert.Equal([new PixelBox(4, 4, 20, 15)], sample.Boxes);   // the crowd region is not a box to find
         Assert.Equal(VisualRft.Data.Prompts.Detection("fire hydrant"), sample.Problem);
         Assert.Equal("<answer>[{'Position': [100, 200, 500, 750], 'Confidence': 1}]</answer>", sample.Solution);
-        sample.Image.Dispose();
         File.Delete(Path.Combine(images.FullName, "000000000042.png"));
         var missing = Assert.Throws<FileNotFoundException>(() => PaperSamples.FromQuery(gt, gt.Image(42), gt.CategoryNamed("bus"), root));
         Assert.Contains("vrft download", missing.Message);

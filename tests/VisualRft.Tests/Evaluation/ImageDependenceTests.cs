@@ -12,7 +12,7 @@ public class ImageDependenceTests
     public void Every_box_digit_is_counted_as_a_coordinate_and_nothing_else_is()
     {
         using var policy = TinyQwen2Vl.Pretrained();
-        using var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, seed: 999);
+        var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, seed: 999);
         var samples = data.Train.Take(4).ToList();
         var report = ImageDependence.Measure(policy, samples, batchSize: 3);   // a ragged last batch on purpose
 
@@ -31,7 +31,7 @@ public class ImageDependenceTests
     public void One_sample_cannot_be_swapped()
     {
         using var policy = TinyQwen2Vl.Pretrained();
-        using var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, seed: 999);
+        var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, seed: 999);
         Assert.Throws<ArgumentException>(() => ImageDependence.Measure(policy, data.Train.Take(1).ToList()));
     }
 }

@@ -18,7 +18,7 @@ public class TinyQwen2VlTests
         Assert.Equal(Qwen2VLConfig.Qwen2VLType, policy.Model.Config.ModelType);
         Assert.InRange(policy.Model.parameters().Sum(p => p.numel()), 100_000, 5_000_000);
         // base categories: what it was pre-trained on (shapes-ovd trains on base only)
-        using var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, testSize: 1);
+        var data = SyntheticDatasets.Load("shapes-ovd", shots: 1, testSize: 1);
         var samples = data.Train.Where((_, i) => i % 7 == 0).ToList();
         var report = PolicyEvaluator.Evaluate(policy, samples, TaskReward.Create(VisualTask.Detection), "tiny", maxNewTokens: 96);
         Assert.Equal(1.0, report.Rewards["format"].Mean);

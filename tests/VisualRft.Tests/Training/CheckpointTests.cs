@@ -27,7 +27,7 @@ public class CheckpointTests : IDisposable
         public readonly Generator Generator = new(seed + 100);
         public PolicyOptimizer Optimizer = null!;
 
-        public Run Init() { Optimizer = new PolicyOptimizer(Model, OptimizerTests.Opts, Total); return this; }
+        public Run Init() { Optimizer = new PolicyOptimizer(Model, OptimizerTests.Opts.Optimizer, Total); return this; }
 
         /// <summary>A deterministic fake training loop: data from the generator, a C#-side draw, AdamW + schedule + clipping.</summary>
         public void Train(int steps)
@@ -148,12 +148,12 @@ public class CheckpointTests : IDisposable
         // Wrong run length: the schedule would differ.
         using (var other = new Run(8))
         {
-            other.Optimizer = new PolicyOptimizer(other.Model, OptimizerTests.Opts, Total + 1);
+            other.Optimizer = new PolicyOptimizer(other.Model, OptimizerTests.Opts.Optimizer, Total + 1);
             Assert.Contains("optimizer steps", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, other.Model, other.Optimizer)).Message);
         }
         // A model with other parameter names.
         using (var wrong = nn.Sequential(nn.Linear(4, 8)))
-        using (var opt = new PolicyOptimizer(wrong, OptimizerTests.Opts, Total))
+        using (var opt = new PolicyOptimizer(wrong, OptimizerTests.Opts.Optimizer, Total))
             Assert.Contains("missing", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, wrong, opt)).Message);
         // A truncated file.
         var optPath = Path.Combine(folder, "optimizer.bin");

@@ -15,7 +15,8 @@ public sealed record SamplingOptions(
 /// <summary>
 /// Completions of a <see cref="Qwen2VLForConditionalGeneration.Generate"/> call, row b·G + j for sample j of prompt b:
 /// ids [N, C], mask [N, C] (1 through the first stop token, 0 after), and, when asked for, the log-probability of each
-/// chosen token under the model's unscaled distribution, log_softmax(logits) (no temperature; 0 where masked).
+/// chosen token under the temperature-scaled distribution before top-k/top-p, log_softmax(logits / T) — what GRPO's loss
+/// takes as the token's log-prob (TRL) — or log_softmax(logits) when greedy; 0 where masked.
 /// C is the number of steps run: fewer than MaxNewTokens when every row stopped early.
 /// </summary>
 public sealed record GenerationOutput(Tensor CompletionIds, Tensor CompletionMask, Tensor? LogProbs) : IDisposable
@@ -86,7 +87,8 @@ public sealed partial class Qwen2VLForConditionalGeneration
             ids.Add(next.MoveToOuterDisposeScope());
             masks.Add(live.to_type(ScalarType.Int64).MoveToOuterDisposeScope());
             if (returnLogProbs)
-                lps.Add(logits.log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).mul(live).MoveToOuterDisposeScope());
+                lps.Add((options.Greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature)
+                    .log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).mul(live).MoveToOuterDisposeScope());
             var nowFinished = finished.logical_or(torch.isin(next, stops)).MoveToOuterDisposeScope();
             finished.Dispose();
             finished = nowFinished;

@@ -51,6 +51,23 @@ public static partial class Answers
         return PyText.Strip(close < 0 ? completion[start..] : completion[start..close]);
     }
 
+    /// <summary>
+    /// The first <c>&lt;think&gt;</c> and <c>&lt;answer&gt;</c> blocks as written, for showing a completion (null when a tag is
+    /// missing; an answer cut off before <c>&lt;/answer&gt;</c> runs to the end). Rewards read answers through <see cref="Answer"/>.
+    /// </summary>
+    public static (string? Think, string? Answer) Blocks(string completion)
+    {
+        static string? Block(string text, string open, string close)
+        {
+            int start = text.IndexOf(open, StringComparison.Ordinal);
+            if (start < 0) return null;
+            start += open.Length;
+            int end = text.IndexOf(close, start, StringComparison.Ordinal);
+            return end < 0 ? text[start..] : text[start..end];
+        }
+        return (Block(completion, "<think>", "</think>"), Block(completion, "<answer>", "</answer>"));
+    }
+
     /// <summary>Reads the detection answer of a completion as the given preset's reward does.</summary>
     public static DetectionAnswer ParseDetection(string completion, RewardPreset preset) => preset == RewardPreset.VisualRft
         ? OfficialDetection.Parse(completion)
