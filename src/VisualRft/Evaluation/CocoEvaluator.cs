@@ -28,13 +28,16 @@ public abstract record DetectionEvaluation(IReadOnlyList<CategoryAp> PerCategory
     public abstract double PaperAp(CategoryAp category);
 
     /// <summary>
-    /// The reported mAP of Tables 3, 4, 7, 8 (spec §6.2–6.3): mean of the per-class AP over the named classes (all evaluated
-    /// categories if null). As in the notebooks, a class without ground truth (NaN) makes the mean NaN.
+    /// The reported mAP of Tables 3, 4, 7, 8 (spec §6.2–6.3): mean of the per-class AP over the named classes. As in the
+    /// notebooks, a named class without ground truth (NaN) makes the mean NaN. Without names: the mean over every
+    /// evaluated category that has ground truth.
     /// </summary>
     public double PaperMeanAp(IEnumerable<string>? categoryNames = null)
     {
-        var cats = categoryNames is null ? PerCategory : categoryNames.Select(n => this[n]).ToList();
-        return cats.Count == 0 ? double.NaN : cats.Average(PaperAp);
+        var values = categoryNames is null
+            ? PerCategory.Select(PaperAp).Where(v => !double.IsNaN(v)).ToList()
+            : categoryNames.Select(n => PaperAp(this[n])).ToList();
+        return values.Count == 0 ? double.NaN : values.Average();
     }
 }
 

@@ -6,7 +6,8 @@ namespace VisualRft.Evaluation;
 /// <summary>
 /// The JSON that <c>vrft eval coco|lvis</c> writes: <c>stats</c> (COCO: the 12 numbers of <c>summarize()</c> in order,
 /// with <c>statNames</c>; LVIS: its own summary as an object), both as fractions with −1 where undefined, exactly as the
-/// tools print them; <c>mAP</c>, the paper's reported number (mean per-class AP over the evaluated categories, percent);
+/// tools print them; <c>mAP</c>, the paper's reported number (mean per-class AP over the evaluated categories that have
+/// ground truth, percent; <c>categoriesWithoutGroundTruth</c> counts the others);
 /// and per category <c>AP</c>, <c>AP50</c>, <c>AP75</c> (percent, null without ground truth; LVIS adds
 /// <c>APAllAreas</c>, the per-class AP the paper averages).
 /// </summary>
@@ -37,6 +38,7 @@ public static class DetectionReport
                     break;
             }
             Number(w, "mAP", evaluation.PaperMeanAp());
+            w.WriteNumber("categoriesWithoutGroundTruth", evaluation.PerCategory.Count(c => c.GroundTruths == 0));
             w.WriteStartArray("perCategory");
             foreach (var c in evaluation.PerCategory)
             {
