@@ -166,29 +166,27 @@ public static class TinyTables
         var m = data.Manifest;
         var baseTest = SyntheticDataset.Generate(m with { OpenVocabulary = false, Test = new SplitSpec(CategorySelection.Base, o.BaseTestPerCategory) }, DatasetSplit.Test);
         var rare = SyntheticDatasets.Load("shapes-detection", shots: 1, testSize: o.TestPerCategory);
+        var run = Train(data.Train, VisualTask.Detection, o, loadBase, log, cancellation, (p, label) =>
         {
-            var run = Train(data.Train, VisualTask.Detection, o, loadBase, log, cancellation, (p, label) =>
-            {
-                var novel = DetectionScores(Evaluate(p, data.Test, VisualTask.Detection, o, label + " novel"), m.NovelCategories, lvis: false);
-                var based = DetectionScores(Evaluate(p, baseTest, VisualTask.Detection, o, label + " base"), m.BaseCategories, lvis: false);
-                var lvis = DetectionScores(Evaluate(p, rare.Test, VisualTask.Detection, o, label + " rare"), rare.Manifest.NovelCategories, lvis: true);
-                var all = novel.PerCategory.Concat(based.PerCategory).Select(c => c.Ap).ToList();
-                return (Table7: new double?[] { novel.PaperMeanAp(), based.PaperMeanAp(), all.Average() }, Table8: PerClass(lvis, rare.Manifest.NovelCategories));
-            });
-            var settings = Settings(o, "shapes-ovd (train: base)", shots, data.Train.Count, data.Test.Count + baseTest.Count + rare.Test.Count, run);
-            var t7 = new TableComparison(PaperTables.Table7, PaperTables.Table7.RowsOf("Qwen2-VL-2B"), "tiny",
-                ["mAP_n (8 novel)", "mAP_b (28 base)", "mAP_all (36)"], TableComparison.Rows(run.Base.Table7, run.Sft.Table7, run.Rft.Table7), settings,
-                [
-                    $"Trained on the 28 base categories ({shots} images each); novel held-out images: {data.Test.Count}, base: {baseTest.Count}. COCO rules.",
-                    "The tiny base model's last pre-training stage was SFT on these same base categories, so +SFT is more of the same.",
-                ], run.Seconds);
-            var t8 = new TableComparison(PaperTables.Table8, PaperTables.Table8.RowsOf("Qwen2-VL-2B"), "tiny",
-                ["mAP", .. rare.Manifest.NovelCategories], TableComparison.Rows(run.Base.Table8, run.Sft.Table8, run.Rft.Table8), settings,
-                [
-                    "The Table 7 models (trained on base categories only) on 8 categories whose colours no training image has: LVIS rules, per-class AP over all area ranges (spec §6.3).",
-                ], run.Seconds);
-            return (t7, t8);
-        }
+            var novel = DetectionScores(Evaluate(p, data.Test, VisualTask.Detection, o, label + " novel"), m.NovelCategories, lvis: false);
+            var based = DetectionScores(Evaluate(p, baseTest, VisualTask.Detection, o, label + " base"), m.BaseCategories, lvis: false);
+            var lvis = DetectionScores(Evaluate(p, rare.Test, VisualTask.Detection, o, label + " rare"), rare.Manifest.NovelCategories, lvis: true);
+            var all = novel.PerCategory.Concat(based.PerCategory).Select(c => c.Ap).ToList();
+            return (Table7: new double?[] { novel.PaperMeanAp(), based.PaperMeanAp(), all.Average() }, Table8: PerClass(lvis, rare.Manifest.NovelCategories));
+        });
+        var settings = Settings(o, "shapes-ovd (train: base)", shots, data.Train.Count, data.Test.Count + baseTest.Count + rare.Test.Count, run);
+        var t7 = new TableComparison(PaperTables.Table7, PaperTables.Table7.RowsOf("Qwen2-VL-2B"), "tiny",
+            ["mAP_n (8 novel)", "mAP_b (28 base)", "mAP_all (36)"], TableComparison.Rows(run.Base.Table7, run.Sft.Table7, run.Rft.Table7), settings,
+            [
+                $"Trained on the 28 base categories ({shots} images each); novel held-out images: {data.Test.Count}, base: {baseTest.Count}. COCO rules.",
+                "The tiny base model's last pre-training stage was SFT on these same base categories, so +SFT is more of the same.",
+            ], run.Seconds);
+        var t8 = new TableComparison(PaperTables.Table8, PaperTables.Table8.RowsOf("Qwen2-VL-2B"), "tiny",
+            ["mAP", .. rare.Manifest.NovelCategories], TableComparison.Rows(run.Base.Table8, run.Sft.Table8, run.Rft.Table8), settings,
+            [
+                "The Table 7 models (trained on base categories only) on 8 categories whose colours no training image has: LVIS rules, per-class AP over all area ranges (spec §6.3).",
+            ], run.Seconds);
+        return (t7, t8);
     }
 
     static TableComparison FewShot(PaperTable paper, DatasetManifest manifest, string dataLabel, TinyTableOptions? options, int defaultShots, bool lvis,
