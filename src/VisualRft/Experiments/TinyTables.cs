@@ -74,7 +74,7 @@ public static class TinyTables
         var run = Train(data.Train, VisualTask.Classification, o, loadBase, log, cancellation, (p, label) =>
         {
             var r = Evaluate(p, data.Test, VisualTask.Classification, o, label);
-            return new[] { ClassMatchRule.PaperSubstring, ClassMatchRule.Exact }.Select(rule => FamilyAccuracy(r, rule)).ToArray();
+            return new[] { ClassMatchRule.PaperSubstring, ClassMatchRule.Exact }.Select(rule => FamilyAccuracy(r.Samples, rule)).ToArray();
         });
         IReadOnlyList<MeasuredRow> Rows(int rule, string suffix) => [.. TableComparison.Rows(run.Base[rule], run.Sft[rule], run.Rft[rule])
             .Select(r => r with { Model = r.Model + suffix })];
@@ -129,18 +129,7 @@ public static class TinyTables
         var data = SyntheticDatasets.Load("shapes-grounding", shots: images, testSize: held);
         var val = SyntheticDatasets.Load("shapes-grounding", shots: 1, testSize: held, seed: data.Manifest.Seed + 1);
         var run = Train(data.Train, VisualTask.Grounding, o, loadBase, log, cancellation, (p, label) =>
-        {
-            var test = Evaluate(p, data.Test, VisualTask.Grounding, o, label + " test");
-            var v = Evaluate(p, val.Test, VisualTask.Grounding, o, label + " val");
-            var masks = GroundingMetrics.MaskScores(test.Samples.Select(e =>
-            {
-                var s = e.Sample;
-                var truth = BinaryMask.FromBox(new Box(s.Boxes[0].X1, s.Boxes[0].Y1, s.Boxes[0].X2, s.Boxes[0].Y2), s.Width, s.Height);
-                var box = Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box;
-                return (box is { } b ? BinaryMask.FromBox(b.Scale(s.Width / 1000.0, s.Height / 1000.0), s.Width, s.Height) : null, truth);
-            }));
-            return new double?[] { 100 * test.MeanIoU, 100 * v.MeanIoU, 100 * masks.GIoU };
-        });
+            GroundingScores(Evaluate(p, data.Test, VisualTask.Grounding, o, label + " test").Samples, Evaluate(p, val.Test, VisualTask.Grounding, o, label + " val").Samples));
         return new TableComparison(PaperTables.Table6, PaperTables.Table6.RowsOf("Qwen2-VL-2B"), "tiny",
             ["mIoU_test", "mIoU_val", "gIoU_test (box masks)"], TableComparison.Rows(run.Base, run.Sft, run.Rft),
             Settings(o, "shapes-grounding", images, data.Train.Count, data.Test.Count + val.Test.Count, run),
@@ -211,13 +200,16 @@ public static class TinyTables
     /// The paper's detection scoring on synthetic queries: one image per query (its pixel size), ground truth = every box
     /// of the queried category; for LVIS every other evaluated category not drawn in the image is a verified negative.
     /// </summary>
-    internal static DetectionEvaluation DetectionScores(EvaluationReport report, IReadOnlyList<string> categories, bool lvis)
+    internal static DetectionEvaluation DetectionScores(EvaluationReport report, IReadOnlyList<string> categories, bool lvis) =>
+        DetectionScores(report.Samples, categories, lvis);
+
+    internal static DetectionEvaluation DetectionScores(IReadOnlyList<EvaluatedSample> samples, IReadOnlyList<string> categories, bool lvis)
     {
         var catId = categories.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => (long)p.i + 1);
         var images = new List<CocoImage>();
         var anns = new List<CocoAnnotation>();
         var dets = new List<CocoDetection>();
-        foreach (var (e, i) in report.Samples.Select((e, i) => (e, i)))
+        foreach (var (e, i) in samples.Select((e, i) => (e, i)))
         {
             var s = e.Sample;
             var present = s.Objects.Select(x => x.Category).ToHashSet();
@@ -232,12 +224,31 @@ public static class TinyTables
         return lvis ? LvisEvaluator.Evaluate(gt, dets) : CocoEvaluator.Evaluate(gt, dets);
     }
 
-    static double?[] FamilyAccuracy(EvaluationReport r, ClassMatchRule rule)
+    /// <summary>[Average, squares, circles, triangles, diamonds]: accuracy per family of the synthetic classes under <paramref name="rule"/>.</summary>
+    internal static double?[] FamilyAccuracy(IReadOnlyList<EvaluatedSample> samples, ClassMatchRule rule)
     {
-        var right = r.Samples.Select(e => (Family: e.Sample.Category.Split(' ')[^1],
+        var right = samples.Select(e => (Family: e.Sample.Category.Split(' ')[^1],
             Right: ClassificationMetrics.IsMatch(Answers.ParseClassification(e.Completion, RewardPreset.VisualRft).AnswerText, e.Sample.Category, rule))).ToList();
         var families = Families.Select(f => 100.0 * right.Where(x => x.Family == f).Average(x => x.Right ? 1.0 : 0.0)).ToArray();
         return [families.Average(), .. families.Select(v => (double?)v)];
+    }
+
+    /// <summary>
+    /// [mIoU_test, mIoU_val, gIoU_test]: the LISA script's box mIoU (first box of the answer, failures 0) on both splits,
+    /// and gIoU over pixel masks of the predicted and true boxes on the test split.
+    /// </summary>
+    internal static double?[] GroundingScores(IReadOnlyList<EvaluatedSample> test, IReadOnlyList<EvaluatedSample> val)
+    {
+        static Box? Answer(EvaluatedSample e) => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box;
+        static Box Truth(EvaluatedSample e) => new(e.Sample.Boxes1000[0].X1, e.Sample.Boxes1000[0].Y1, e.Sample.Boxes1000[0].X2, e.Sample.Boxes1000[0].Y2);
+        static double MeanIoU(IReadOnlyList<EvaluatedSample> s) => GroundingMetrics.MeanIoU([.. s.Select(Answer)], [.. s.Select(Truth)]);
+        var masks = GroundingMetrics.MaskScores(test.Select(e =>
+        {
+            var s = e.Sample;
+            var truth = BinaryMask.FromBox(new Box(s.Boxes[0].X1, s.Boxes[0].Y1, s.Boxes[0].X2, s.Boxes[0].Y2), s.Width, s.Height);
+            return (Answer(e) is { } b ? BinaryMask.FromBox(b.Scale(s.Width / 1000.0, s.Height / 1000.0), s.Width, s.Height) : null, truth);
+        }));
+        return [100 * MeanIoU(test), 100 * MeanIoU(val), 100 * masks.GIoU];
     }
 
     static EvaluationReport Evaluate(VisionLanguagePolicy p, IReadOnlyList<VisualSample> samples, VisualTask task, TinyTableOptions o, string label) =>

@@ -76,3 +76,50 @@ public class TinyTablesTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>The tiny tables' scoring, without a model: perfect answers score 100 and empty answers 0 in every metric.</summary>
+public class TinyTableScoringTests
+{
+    static List<VisualRft.Evaluation.EvaluatedSample> Answered(IReadOnlyList<VisualRft.Data.VisualSample> samples, VisualRft.VisualTask task, Func<VisualRft.Data.VisualSample, string> answer)
+    {
+        var reward = VisualRft.Rewards.TaskReward.Create(task, VisualRft.Rewards.RewardPreset.VisualRft);
+        return [.. samples.Select(s => new VisualRft.Evaluation.EvaluatedSample(s, answer(s), reward.Score(answer(s), s.Solution)))];
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Detection_perfect_and_silent_models(bool lvis)
+    {
+        var data = VisualRft.Data.SyntheticDatasets.Load("shapes-detection", shots: 1, testSize: 3);
+        var cats = data.Manifest.NovelCategories;
+        var perfect = TinyTables.DetectionScores(Answered(data.Test, VisualRft.VisualTask.Detection, s => "<think>ok</think>" + s.Solution), cats, lvis);
+        Assert.All(cats, c => Assert.InRange(perfect.PaperAp(perfect[c]), 100 - 1e-9, 100));
+        var silent = TinyTables.DetectionScores(Answered(data.Test, VisualRft.VisualTask.Detection, _ => "<think>ok</think><answer>No Objects</answer>"), cats, lvis);
+        Assert.Equal(0, silent.PaperMeanAp(cats));
+    }
+
+    [Fact]
+    public void Classification_by_family_under_both_rules()
+    {
+        var data = VisualRft.Data.SyntheticDatasets.Load("shapes-classification", shots: 1, testSize: 2);
+        var right = Answered(data.Test, VisualRft.VisualTask.Classification, s => $"<think>ok</think><answer>{s.Category}</answer>");
+        Assert.Equal([100.0, 100, 100, 100, 100], TinyTables.FamilyAccuracy(right, VisualRft.Evaluation.ClassMatchRule.Exact));
+        // "circle" names no class, yet the substring rule counts it right for every circle class: the leniency of spec §4.8.
+        var vague = Answered(data.Test, VisualRft.VisualTask.Classification, s => $"<think>ok</think><answer>{s.Category.Split(' ')[^1]}</answer>");
+        Assert.Equal([100.0, 100, 100, 100, 100], TinyTables.FamilyAccuracy(vague, VisualRft.Evaluation.ClassMatchRule.PaperSubstring));
+        Assert.Equal([0.0, 0, 0, 0, 0], TinyTables.FamilyAccuracy(vague, VisualRft.Evaluation.ClassMatchRule.Exact));
+    }
+
+    [Fact]
+    public void Grounding_mIoU_and_box_mask_gIoU()
+    {
+        var data = VisualRft.Data.SyntheticDatasets.Load("shapes-grounding", shots: 1, testSize: 4);
+        var perfect = Answered(data.Test, VisualRft.VisualTask.Grounding, s => "<think>ok</think>" + s.Solution);
+        var scores = TinyTables.GroundingScores(perfect, perfect);
+        Assert.InRange(scores[0]!.Value, 99.99, 100);
+        Assert.InRange(scores[2]!.Value, 90, 100);   // 0–1000 rounding moves mask edges by a pixel at most
+        var none = Answered(data.Test, VisualRft.VisualTask.Grounding, _ => "<think>ok</think><answer>none</answer>");
+        Assert.Equal([0.0, 0, 0], TinyTables.GroundingScores(none, none));
+    }
+}
