@@ -24,13 +24,13 @@ public sealed class GrpoTrainer : IDisposable
     /// older ones are released (a notebook that samples in a loop would otherwise hold every image graph).</summary>
     public const int HeldRollouts = 4;
 
-    static long _nextRolloutId;
     readonly Generator _sampler;
     readonly IReadOnlyList<VisualSample> _train;
     readonly PromptOrder _order;
     readonly LinkedList<(long Id, RolloutTensors Tensors)> _held = new();
     readonly List<Episode> _history = [];
     bool _disposed;
+    int _busy;
 
     /// <param name="policy">The model being trained; its weights change.</param>
     /// <param name="train">Training prompts, visited in a seeded shuffled order, epoch after epoch.</param>
@@ -81,8 +81,7 @@ public sealed class GrpoTrainer : IDisposable
     /// </summary>
     public RolloutGroup Rollout(IReadOnlyList<VisualSample> samples)
     {
-        ThrowIfDisposed();
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var call = Enter();
         var (record, tensors) = RolloutCore(samples);
         _held.AddLast((record.Id, tensors));
         while (_held.Count > HeldRollouts)
@@ -134,7 +133,7 @@ public sealed class GrpoTrainer : IDisposable
         }
         var referenceMs = clock.Elapsed.TotalMilliseconds;
 
-        var record = new RolloutGroup(Interlocked.Increment(ref _nextRolloutId), [.. samples], g,
+        var record = new RolloutGroup(RolloutGroup.NextId(), [.. samples], g,
             Describe(generated, refLogps, g), Policy.AnswerFrame, Frames(batch, samples), Reward, Options, generateMs, referenceMs);
         var tensors = new RolloutTensors(promptIds, promptMask, images, generated.CompletionIds, generated.CompletionMask, refLogps, oldLogps);
         foreach (var t in new[] { promptIds, promptMask, generated.CompletionIds, generated.CompletionMask, refLogps, oldLogps }) t?.MoveToOuterDisposeScope();
@@ -215,8 +214,7 @@ public sealed class GrpoTrainer : IDisposable
     /// </summary>
     public UpdateResult Update(AdvantageBatch batch)
     {
-        ThrowIfDisposed();
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var call = Enter();
         return Apply([(batch, TensorsOf(batch))]);
     }
 
@@ -293,9 +291,8 @@ public sealed class GrpoTrainer : IDisposable
     /// </summary>
     public Episode Step()
     {
-        ThrowIfDisposed();
+        using var call = Enter();
         var micro = new List<(AdvantageBatch, RolloutTensors)>();
-        using var finalizers = TorchRuntime.HoldFinalizers();
         try
         {
             var stepIndex = StepsDone;
@@ -341,10 +338,23 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>Restores a checkpoint of this run; the reference stays the model this trainer was built from.</summary>
     public void LoadCheckpoint(string path) => Checkpoint.Load(path, Policy.Model, Optimizer, null, _sampler);
 
-    void ThrowIfDisposed()
+    /// <summary>
+    /// The guard of every public call that runs torch work: the trainer is alive, no other call is inside it (a cancelled
+    /// notebook cell finishes its step before the next cell may start one), and finalizers wait (TorchRuntime.HoldFinalizers).
+    /// </summary>
+    IDisposable Enter()
     {
         if (_disposed) throw new ObjectDisposedException(nameof(GrpoTrainer),
             "this trainer was disposed (the records it returned stay valid); create a new GrpoTrainer to go on training");
+        if (Interlocked.Exchange(ref _busy, 1) == 1)
+            throw new InvalidOperationException("the trainer is still inside another call (a cancelled cell finishes the step it started); run this again when it is done");
+        var finalizers = TorchRuntime.HoldFinalizers();
+        return new Exit(() => { finalizers.Dispose(); Volatile.Write(ref _busy, 0); });
+    }
+
+    sealed class Exit(Action leave) : IDisposable
+    {
+        public void Dispose() => leave();
     }
 
     public void Dispose()

@@ -69,6 +69,25 @@ public sealed record RolloutGroup(
     double GenerateMs,
     double ReferenceMs)
 {
+    static long _nextId;
+
+    /// <summary>A process-wide unique id for a new rollout.</summary>
+    internal static long NextId() => Interlocked.Increment(ref _nextId);
+
+    /// <summary>
+    /// A group of hand-written completions for one sample, to score and draw without a model: how a reward treats an
+    /// answer, a hack, or a frame mix-up. No token traces (a trainer's rollouts have them).
+    /// </summary>
+    public static RolloutGroup FromTexts(VisualSample sample, IReadOnlyList<string> completions, TaskReward reward,
+        CoordinateFrame answerFrame = CoordinateFrame.Normalized1000)
+    {
+        if (completions.Count < 2) throw new ArgumentException("a group needs at least two completions (its advantages divide by their std)", nameof(completions));
+        TokenTrace none = new([], [], [], [], null, null);
+        var size = new ImageSize(sample.Width, sample.Height);
+        return new RolloutGroup(NextId(), [sample], completions.Count, [.. completions.Select((t, j) => new Completion(0, j, t, 0, true, none))],
+            answerFrame, [new ImageFrames(size, size)], reward, GrpoOptions.VisualRftPaper with { NumGenerations = completions.Count }, 0, 0);
+    }
+
     /// <summary>Generated tokens (through the end token) of all completions.</summary>
     public long GeneratedTokens => Completions.Sum(c => (long)c.Tokens);
 

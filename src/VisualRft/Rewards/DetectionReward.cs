@@ -81,20 +81,12 @@ public sealed class DetectionReward : TaskReward
         }
         if (preds.Count == 0)
             return gt.Length == 0 ? (1, 1, null) : (0, 0, new(ParseFailureKind.NoBox, $"no boxes predicted; the solution has {gt.Length}"));
-        var matched = new bool[gt.Length];
         double iouSum = 0, confSum = 0;
-        foreach (var p in preds.OrderByDescending(p => p.Confidence))   // stable, like Python's sorted
+        foreach (var m in DetectionMatching.Greedy(gt, preds))
         {
-            double best = 0;
-            int bestJ = -1;
-            for (int j = 0; j < gt.Length; j++)
-            {
-                if (matched[j]) continue;
-                double iou = Box.IoU(gt[j], p.Position);
-                if (iou > best) { best = iou; bestJ = j; }
-            }
-            if (best > 0.5) { matched[bestJ] = true; iouSum += best; confSum += p.Confidence; }
-            else confSum += 1 - p.Confidence;
+            var c = preds[m.Prediction].Confidence;
+            if (m.Matched) { iouSum += m.Iou; confSum += c; }
+            else confSum += 1 - c;
         }
         double rIou = Math.Min(1.0, iouSum / Math.Max(gt.Length, preds.Count));
         return (rIou, Math.Clamp(confSum / preds.Count, 0, 1), null);

@@ -239,11 +239,13 @@ public static class TorchRuntime
     /// Sections are process-wide and counted: they nest and may overlap across threads; the gate opens when the last ends.
     /// Inside a section nothing may wait for pending finalizers (TorchSharp does so only to retry a failed allocation); the
     /// parked finalizer gives up after <see cref="MaxFinalizerHold"/> so that such a wait cannot hang for ever.
-    /// <para>The guard sits at the public boundary: every public core method that runs torch work opens a section, and the
-    /// kernel extension opens one around every notebook cell, so views and notebook code need not remember it. A long
-    /// outer section (a cell that trains for an hour) would keep every finalizer waiting, so a section that starts while
-    /// the gate has been closed for <see cref="GateRecycleAfter"/> first lets the queued finalizers run: it starts between
-    /// native calls. This assumes torch work is not run from several threads at once.</para>
+    /// <para>The guard sits at the public boundary: every public core method that runs torch work opens a section (the
+    /// trainers' Rollout/Update/Step, advantages, evaluation, generation), and records and views hold no tensors, so
+    /// notebook code that calls the API needs nothing more; code that runs raw TorchSharp ops in a loop opens its own. Whole
+    /// cells are not held: compiling one, or restoring a package, may wait for finalizers. A long outer section would keep
+    /// every finalizer waiting, so a section that starts while the gate has been closed for <see cref="GateRecycleAfter"/>
+    /// first lets the queued finalizers run: it starts between native calls. This assumes torch work is not run from
+    /// several threads at once.</para>
     /// </summary>
     public static IDisposable HoldFinalizers()
     {
