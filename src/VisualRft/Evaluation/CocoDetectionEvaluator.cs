@@ -66,7 +66,7 @@ public sealed record DetectionMetrics(IReadOnlyList<CategoryDetectionMetrics> Pe
 
 /// <summary>
 /// COCO AP for in-memory boxes (the quickstart's and <see cref="PolicyEvaluator"/>'s path): pycocotools' matching and
-/// accumulation (<see cref="DetectionMatching"/>) for area range "all" and one maxDets, with boxes in any frame shared by
+/// accumulation (<see cref="CocoEvalCore"/>) for area range "all" and one maxDets, with boxes in any frame shared by
 /// predictions and ground truth. Areas are the signed corner products (an inverted predicted box has a negative area,
 /// falls outside every area range and is ignored when unmatched, as pycocotools does with the paper's converted boxes).
 /// Images are taken in <see cref="ImageIdOrder"/>, which fixes the order of equal-score detections of different images.
@@ -74,8 +74,8 @@ public sealed record DetectionMetrics(IReadOnlyList<CategoryDetectionMetrics> Pe
 /// </summary>
 public static class CocoDetectionEvaluator
 {
-    public static IReadOnlyList<double> IouThresholds => DetectionMatching.IouThresholds;
-    public static IReadOnlyList<double> RecallThresholds => DetectionMatching.RecallThresholds;
+    public static IReadOnlyList<double> IouThresholds => CocoEvalCore.IouThresholds;
+    public static IReadOnlyList<double> RecallThresholds => CocoEvalCore.RecallThresholds;
 
     /// <summary>Image ids that are integers sort numerically (as pycocotools sorts its ids), before any other id, which sort ordinally.</summary>
     public static IComparer<string> ImageIdOrder { get; } = Comparer<string>.Create((a, b) =>
@@ -105,9 +105,9 @@ public static class CocoDetectionEvaluator
         AreaRange[] all = [AreaRange.Standard[0]];
         return new DetectionMetrics([.. cats.Select(c =>
         {
-            var perImage = images.Select(i => DetectionMatching.EvaluateImage([.. gtBy[(i, c)]], [.. dtBy[(i, c)]], all, rules)[0]).ToList();
-            var acc = DetectionMatching.Accumulate(perImage, maxDetections);
-            int tp50 = perImage.OfType<DetectionMatching.ImageResult>()
+            var perImage = images.Select(i => CocoEvalCore.EvaluateImage([.. gtBy[(i, c)]], [.. dtBy[(i, c)]], all, rules)[0]).ToList();
+            var acc = CocoEvalCore.Accumulate(perImage, maxDetections);
+            int tp50 = perImage.OfType<CocoEvalCore.ImageResult>()
                 .Sum(r => Enumerable.Range(0, r.Scores.Length).Count(d => r.Matched[0, d] && !r.Ignored[0, d]));
             int kept = perImage.Sum(r => r?.Scores.Length ?? 0);
             int nGt = perImage.Sum(r => r?.RegularGt ?? 0);

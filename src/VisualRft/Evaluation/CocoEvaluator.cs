@@ -77,19 +77,19 @@ public static class CocoEvaluator
         var areas = AreaRange.Standard;
         int A = areas.Count, M = MaxDets.Count;
 
-        var acc = new DetectionMatching.Accumulated?[cats.Length, A, M];
+        var acc = new CocoEvalCore.Accumulated?[cats.Length, A, M];
         var perCategory = new List<CategoryAp>();
         for (int k = 0; k < cats.Length; k++)
         {
-            var perImage = images.Select(i => DetectionMatching.EvaluateImage([.. gts[(i, cats[k])]], [.. dts[(i, cats[k])]], areas, rules)).ToArray();
+            var perImage = images.Select(i => CocoEvalCore.EvaluateImage([.. gts[(i, cats[k])]], [.. dts[(i, cats[k])]], areas, rules)).ToArray();
             for (int a = 0; a < A; a++)
                 for (int m = 0; m < M; m++)
-                    acc[k, a, m] = DetectionMatching.Accumulate(perImage.Select(r => r[a]), MaxDets[m]);
+                    acc[k, a, m] = CocoEvalCore.Accumulate(perImage.Select(r => r[a]), MaxDets[m]);
             perCategory.Add(Category(groundTruth.Category(cats[k]), perImage, Enumerable.Range(0, A).Select(a => acc[k, a, M - 1]).ToArray(), MaxDets[^1]));
         }
 
-        double Ap(int? t, int a, int m) => DetectionMatching.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => Slice(acc[k, a, m]?.Precision, t)));
-        double Ar(int a, int m) => DetectionMatching.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => acc[k, a, m]?.Recall));
+        double Ap(int? t, int a, int m) => CocoEvalCore.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => Slice(acc[k, a, m]?.Precision, t)));
+        double Ar(int a, int m) => CocoEvalCore.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => acc[k, a, m]?.Recall));
         int m100 = M - 1, t50 = 0, t75 = 5;
         double[] stats =
         [
@@ -125,19 +125,19 @@ public static class CocoEvaluator
     internal static double[]? Slice(double[]? precision, int? t)
     {
         if (precision is null || t is null) return precision;
-        int r = DetectionMatching.RecallThresholds.Length;
+        int r = CocoEvalCore.RecallThresholds.Length;
         return precision[(t.Value * r)..((t.Value + 1) * r)];
     }
 
     /// <summary>Per-category numbers from area "all" at the given maxDets; <paramref name="byArea"/> = that maxDets' result per area range.</summary>
-    internal static CategoryAp Category(CocoCategory category, DetectionMatching.ImageResult?[][] perImage, DetectionMatching.Accumulated?[] byArea, int maxDet)
+    internal static CategoryAp Category(CocoCategory category, CocoEvalCore.ImageResult?[][] perImage, CocoEvalCore.Accumulated?[] byArea, int maxDet)
     {
         var all = byArea[0];
         double Pct(double v) => v < 0 ? double.NaN : 100 * v;
         int gts = perImage.Sum(r => r[0]?.RegularGt ?? 0);
         int dets = perImage.Sum(r => Math.Min(maxDet, r[0]?.Scores.Length ?? 0));
         return new CategoryAp(category.Id, category.Name, gts, dets,
-            Pct(DetectionMatching.MeanDefined([all?.Precision])), Pct(DetectionMatching.MeanDefined([Slice(all?.Precision, 0)])),
-            Pct(DetectionMatching.MeanDefined([Slice(all?.Precision, 5)])), Pct(DetectionMatching.MeanDefined(byArea.Select(a => a?.Precision))));
+            Pct(CocoEvalCore.MeanDefined([all?.Precision])), Pct(CocoEvalCore.MeanDefined([Slice(all?.Precision, 0)])),
+            Pct(CocoEvalCore.MeanDefined([Slice(all?.Precision, 5)])), Pct(CocoEvalCore.MeanDefined(byArea.Select(a => a?.Precision))));
     }
 }

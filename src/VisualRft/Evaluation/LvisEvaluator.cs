@@ -48,21 +48,21 @@ public static class LvisEvaluator
         var rules = new MatchRules(CrowdRegions: false, MaxDetsPerImageCategory: null);
         var areas = AreaRange.Standard;
 
-        var acc = new DetectionMatching.Accumulated?[cats.Length, areas.Count];
+        var acc = new CocoEvalCore.Accumulated?[cats.Length, areas.Count];
         var perCategory = new List<CategoryAp>();
         for (int k = 0; k < cats.Length; k++)
         {
-            var perImage = images.Select(i => DetectionMatching.EvaluateImage([.. gts[(i, cats[k])]], [.. dts[(i, cats[k])]], areas, rules,
+            var perImage = images.Select(i => CocoEvalCore.EvaluateImage([.. gts[(i, cats[k])]], [.. dts[(i, cats[k])]], areas, rules,
                 unmatchedIgnored: groundTruth.Image(i).NotExhaustiveCategoryIds.Contains(cats[k]))).ToArray();
-            for (int a = 0; a < areas.Count; a++) acc[k, a] = DetectionMatching.Accumulate(perImage.Select(r => r[a]), int.MaxValue);
+            for (int a = 0; a < areas.Count; a++) acc[k, a] = CocoEvalCore.Accumulate(perImage.Select(r => r[a]), int.MaxValue);
             perCategory.Add(CocoEvaluator.Category(groundTruth.Category(cats[k]), perImage, Enumerable.Range(0, areas.Count).Select(a => acc[k, a]).ToArray(), int.MaxValue));
         }
 
         var frequency = cats.Select(c => groundTruth.Category(c).Frequency is { } f && "rcf".Contains(f) && f.Length == 1 ? f
             : throw new InvalidDataException($"{groundTruth.Source}: category {c} has no LVIS 'frequency' (r, c or f), needed for APr/APc/APf")).ToArray();
-        double Ap(int? t, int a, string? group = null) => DetectionMatching.MeanDefined(Enumerable.Range(0, cats.Length)
+        double Ap(int? t, int a, string? group = null) => CocoEvalCore.MeanDefined(Enumerable.Range(0, cats.Length)
             .Where(k => group is null || frequency[k] == group).Select(k => CocoEvaluator.Slice(acc[k, a]?.Precision, t)));
-        double Ar(int a) => DetectionMatching.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => acc[k, a]?.Recall));
+        double Ar(int a) => CocoEvalCore.MeanDefined(Enumerable.Range(0, cats.Length).Select(k => acc[k, a]?.Recall));
         var results = new List<KeyValuePair<string, double>>
         {
             new("AP", Ap(null, 0)), new("AP50", Ap(0, 0)), new("AP75", Ap(5, 0)),

@@ -41,7 +41,7 @@ sealed record MatchRules(bool CrowdRegions, int? MaxDetsPerImageCategory);
 /// range and maxDets: detections of all images (in image order) stably sorted by score, precision made monotone from the
 /// right and read at the 101 recall thresholds by a left-sided search (0 beyond the last recall reached).
 /// </summary>
-static class DetectionMatching
+static class CocoEvalCore
 {
     /// <summary>np.linspace(.5, .95, 10): start + i·step, the last element exactly the stop value.</summary>
     public static readonly double[] IouThresholds = Linspace(0.5, 0.95, 10);
