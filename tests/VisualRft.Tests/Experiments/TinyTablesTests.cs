@@ -39,6 +39,18 @@ public class TinyTablesTests(ITestOutputHelper output)
         Assert.Equal(4, t.PaperRows.Count);   // 2B baseline, +SFT, +Visual-RFT, Δ
     }
 
+    [Fact]
+    public void Classification_reports_carry_both_accuracies()
+    {
+        using var policy = VisualRft.TinyModel.TinyQwen2Vl.Pretrained();
+        var data = VisualRft.Data.SyntheticDatasets.Load("shapes-classification", shots: 1, testSize: 1);
+        var r = VisualRft.Evaluation.PolicyEvaluator.Evaluate(policy, data.Test.Take(4).ToList(),
+            VisualRft.Rewards.TaskReward.Create(VisualRft.VisualTask.Classification), "tiny", maxNewTokens: 24);
+        Assert.NotNull(r.Accuracy);
+        Assert.NotNull(r.StrictAccuracy);
+        Assert.True(r.StrictAccuracy <= r.Accuracy);   // an exact match is also a substring match
+    }
+
     /// <summary>Full tiny-scale runs (minutes each on 2 cores): the measured rows of the report.</summary>
     [Theory, Trait("Category", "Heavy")]
     [InlineData(2)]
