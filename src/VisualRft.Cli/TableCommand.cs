@@ -9,7 +9,8 @@ namespace VisualRft.Cli;
 
 /// <summary>
 /// <c>vrft table N [--steps S] [--out DIR]</c>: runs the tiny-scale analogue of paper table N (2–8) on CPU and prints it
-/// beside the paper's rows; writes <c>table{N}.json</c> (the <see cref="TableComparison"/>) and <c>table{N}.md</c>.
+/// beside the paper's rows; writes <c>table{N}.json</c> (the <see cref="TableComparison"/>) and <c>table{N}.md</c>. Tables 7
+/// and 8 come from one training run, so either writes both.
 /// </summary>
 public static class TableCommand
 {
@@ -31,14 +32,20 @@ public static class TableCommand
             int n = parse.GetValue(number);
             TorchRuntime.EnsureLoaded();
             var options = defaults with { RftSteps = parse.GetValue(steps), SftSteps = parse.GetValue(steps) };
-            var result = TinyTables.Run(n, options, log: line => o.WriteLine(line));
+            IReadOnlyList<TableComparison> results = n is 7 or 8
+                ? TinyTables.OpenVocabulary(options, log: line => o.WriteLine(line)) is var (t7, t8) ? [t7, t8] : []
+                : [TinyTables.Run(n, options, log: line => o.WriteLine(line))];
             var folder = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(folder);
-            AtomicFile.WriteAllText(Path.Combine(folder, $"table{n}.json"), JsonSerializer.Serialize(result, Json));
-            var md = result.ToMarkdown();
-            AtomicFile.WriteAllText(Path.Combine(folder, $"table{n}.md"), md);
-            o.WriteLine();
-            o.WriteLine(md);
+            foreach (var result in results)
+            {
+                int k = result.Paper.Number;
+                AtomicFile.WriteAllText(Path.Combine(folder, $"table{k}.json"), JsonSerializer.Serialize(result, Json));
+                var md = result.ToMarkdown();
+                AtomicFile.WriteAllText(Path.Combine(folder, $"table{k}.md"), md);
+                o.WriteLine();
+                o.WriteLine(md);
+            }
             return 0;
         });
         return cmd;
