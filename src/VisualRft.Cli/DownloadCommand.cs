@@ -34,7 +34,12 @@ public static class DownloadCommand
                 }
                 return 0;
             }
-            var dataset = PaperDatasets.Get(parse.GetValue(name)!);
+            var requested = parse.GetValue(name)!;
+            if (!PaperDatasets.Names.Contains(requested))
+                throw new OptionException("name", $"no paper data set '{requested}' (known: {string.Join(", ", PaperDatasets.Names)})");
+            var dataset = PaperDatasets.Get(requested);
+            if (dataset.Source == DataSource.Manual)
+                throw new OptionException("name", $"'{dataset.Name}' ({dataset.Title}) cannot be downloaded automatically. {dataset.HowToGet}");
             var folder = parse.GetValue(to)?.FullName ?? Path.GetFullPath(Path.Combine("data", dataset.Name));
             using var http = new HttpClient();
             var client = downloader?.Invoke() ?? new Downloader(http);

@@ -35,6 +35,8 @@ public static class EvalCommand
             var truth = CocoDataset.Load(parse.GetValue(gt)!.FullName);
             var detections = CocoDataset.LoadResults(parse.GetValue(dt)!.FullName);
             var ids = ParseIds(parse.GetValue(catIds));
+            var unknown = ids?.Where(id => truth.Categories.All(c => c.Id != id)).ToList();
+            if (unknown is { Count: > 0 }) throw new OptionException("--cat-ids", $"category id {unknown[0]} is not in {truth.Source}");
             DetectionEvaluation result = lvis
                 ? LvisEvaluator.Evaluate(truth, detections, ids, parse.GetValue(maxDets))
                 : CocoEvaluator.Evaluate(truth, detections, ids);
@@ -55,6 +57,6 @@ public static class EvalCommand
     {
         if (string.IsNullOrWhiteSpace(text)) return null;
         return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => long.TryParse(s, out var id) ? id : throw new ArgumentException($"--cat-ids: '{s}' is not an integer category id"))];
+            .Select(s => long.TryParse(s, out var id) ? id : throw new OptionException("--cat-ids", $"'{s}' is not an integer category id"))];
     }
 }

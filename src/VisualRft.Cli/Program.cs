@@ -1,14 +1,4 @@
-using System.CommandLine;
 using VisualRft.Cli;
 
-var root = new RootCommand("vrft: Visual-RFT from the command line")
-{
-    QuickstartCommand.Create(),
-    ScoreCommand.Create(),
-    PretrainTinyCommand.Create(),
-    InfoCommand.Create(),
-    EvalCommand.Create(),
-    TableCommand.Create(),
-    DownloadCommand.Create(),
-};
-return root.Parse(args).Invoke();
+// Every command, its errors reported as one line (see VrftCommandLine).
+return VrftCommandLine.Run(args);

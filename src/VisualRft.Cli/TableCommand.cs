@@ -30,6 +30,7 @@ public static class TableCommand
         {
             var o = parse.InvocationConfiguration.Output;
             int n = parse.GetValue(number);
+            if (n is < 2 or > 8) throw new OptionException("table", $"the paper's result tables are 2–8, not {n}");
             TorchRuntime.EnsureLoaded();
             var options = defaults with { RftSteps = parse.GetValue(steps), SftSteps = parse.GetValue(steps) };
             IReadOnlyList<TableComparison> results = n is 7 or 8

@@ -213,5 +213,21 @@ public class KernelTests(KernelFixture fx)
         var list = await fx.Submit("(System.Collections.Generic.IReadOnlyList<VisualRft.Evaluation.EvaluationReport>)evaluations");
         Assert.Contains("vrft-comparison", list.Events.OfType<ReturnValueProduced>().Single().FormattedValues.First().Value);
     }
-}
 
+    [Fact]
+    public async Task I_the_READMEs_csharp_example_runs_as_notebook_cells()
+    {
+        await Setup();
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "README.md"))) dir = dir.Parent;
+        var readme = File.ReadAllText(Path.Combine(dir!.FullName, "README.md"));
+        var block = System.Text.RegularExpressions.Regex.Match(readme, "## From C#.*?```csharp\n(.*?)```", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
+        Assert.Contains("trainer.Train(steps: 20", block);
+        var run = Path.Combine(Path.GetTempPath(), $"vrft-readme-{Guid.NewGuid():N}");
+        // Each paragraph is a cell; fewer steps and a temporary run folder keep the test short and clean.
+        foreach (var cell in block.Replace("steps: 20", "steps: 2").Replace("\"runs/demo\"", $"@\"{run}\"").Split("\n\n"))
+            Ok(await fx.Submit(cell));
+        Assert.True(File.Exists(Path.Combine(run, "episodes.jsonl")));
+        Directory.Delete(run, recursive: true);
+    }
+}

@@ -332,8 +332,16 @@ public sealed class GrpoTrainer : IDisposable
         }
     }
 
-    /// <summary>Writes an atomic checkpoint (weights, optimizer, sampler RNG, step, options) under <paramref name="runFolder"/>.</summary>
-    public string SaveCheckpoint(string runFolder) => Checkpoint.Save(runFolder, Policy.Model, Optimizer, Options, null, _sampler);
+    /// <summary>
+    /// Writes an atomic checkpoint (weights, optimizer, sampler RNG, step, options) under <paramref name="runFolder"/>; with
+    /// <paramref name="retention"/>, older ones are pruned (the last N, and the best by <paramref name="metric"/>, e.g. the
+    /// held-out reward).
+    /// </summary>
+    public string SaveCheckpoint(string runFolder, CheckpointRetention? retention = null, double? metric = null)
+    {
+        using var call = Enter();
+        return Checkpoint.Save(runFolder, Policy.Model, Optimizer, Options, null, _sampler, retention, metric);
+    }
 
     /// <summary>Restores a checkpoint of this run; the reference stays the model this trainer was built from.</summary>
     public void LoadCheckpoint(string path) => Checkpoint.Load(path, Policy.Model, Optimizer, null, _sampler);

@@ -31,7 +31,7 @@ public static class EvaluationViews
         var rows = reports.Select(r => (string[])[$"<td class=l>{E(r.Label)}</td>", .. cols.Select(c => N(c.Value(r), c.Digits))]).ToList();
         for (int i = 1; i < reports.Count; i++)
             rows.Add([$"<td class=l><i>Δ {E(reports[i].Label)}</i></td>", .. cols.Select(c => Delta(c.Value(reports[i]) - c.Value(reports[0]), c.Digits))]);
-        var html = new StringBuilder($"<div class=muted>{reports[0].Samples.Count} held-out samples; greedy decoding; Δ against {E(reports[0].Label)}</div>")
+        var html = new StringBuilder($"<div class=muted>{reports[0].Samples.Count} held-out samples; greedy decoding{(reports.Count > 1 ? $"; Δ against {E(reports[0].Label)}" : "")}</div>")
             .Append(Table(["<span class=l>model</span>", .. cols.Select(c => E(c.Name))], rows));
         var figure = new Figure("held-out reward", "");
         figure.Bars("reward", [.. Enumerable.Range(0, reports.Count).Select(i => (double)i)], [.. reports.Select(r => r.Reward.Mean)], "#0969da", stack: false);

@@ -27,7 +27,7 @@ public sealed class Figure
             ["font"] = new JsonObject { ["size"] = 11 },
             ["xaxis"] = new JsonObject { ["title"] = new JsonObject { ["text"] = xTitle ?? "" }, ["zeroline"] = false },
             ["yaxis"] = new JsonObject { ["title"] = new JsonObject { ["text"] = yTitle ?? "" }, ["zeroline"] = false },
-            ["legend"] = new JsonObject { ["orientation"] = "h", ["y"] = -0.25 },
+            ["legend"] = new JsonObject { ["orientation"] = "h", ["y"] = -0.3, ["yanchor"] = "top" },
             ["showlegend"] = false,
         })
     { }
@@ -44,7 +44,7 @@ public sealed class Figure
             ["type"] = "scatter", ["mode"] = markers ? "lines+markers" : "lines", ["name"] = name,
             ["x"] = Numbers(x), ["y"] = Numbers(y), ["line"] = line, ["marker"] = new JsonObject { ["color"] = color, ["size"] = 5 },
         });
-        if (Data.Count > 1) Layout["showlegend"] = true;
+        if (Data.Count > 1) ShowLegend();
         return this;
     }
 
@@ -69,8 +69,17 @@ public sealed class Figure
     {
         Data.Add(new JsonObject { ["type"] = "bar", ["name"] = name, ["x"] = Numbers(x), ["y"] = Numbers(y), ["marker"] = new JsonObject { ["color"] = color } });
         if (stack) Layout["barmode"] = "stack";
-        if (Data.Count > 1) Layout["showlegend"] = true;
+        if (Data.Count > 1) ShowLegend();
         return this;
+    }
+
+    /// <summary>A legend under the plot: the bottom margin grows to hold it below the axis title.</summary>
+    void ShowLegend()
+    {
+        if (Layout["showlegend"]?.GetValue<bool>() == true) return;
+        Layout["showlegend"] = true;
+        ((JsonObject)Layout["margin"]!)["b"] = 80;
+        Layout["height"] = (Layout["height"]?.GetValue<int>() ?? 250) + 30;
     }
 
     /// <summary>Fixes the y range (e.g. [0, 1] for a fraction).</summary>

@@ -10,6 +10,7 @@ using VisualRft.Rewards.Parsing;
 using VisualRft.Text;
 using VisualRft.TinyModel;
 using VisualRft.Torch;
+using VisualRft.Training;
 using static TorchSharp.torch;
 
 namespace VisualRft.Tests.Grpo;
@@ -288,8 +289,10 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         using (var policy = fx.NewPolicy())
         using (var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 3))
         {
+            trainer.SaveCheckpoint(run, new CheckpointRetention(KeepLast: 1, KeepBest: false));
             trainer.Step();
-            trainer.SaveCheckpoint(run);
+            trainer.SaveCheckpoint(run, new CheckpointRetention(KeepLast: 1, KeepBest: false));
+            Assert.Single(Directory.GetDirectories(run, "checkpoint-*"));   // the step-0 checkpoint was pruned
         }
         using (var policy = fx.NewPolicy())                // the base model again: it is the reference
         using (var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 3))

@@ -39,10 +39,8 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     public static Qwen2VLForConditionalGeneration FromPretrained(string folder, Device? device = null, ScalarType? dtype = null)
     {
-        TorchRuntime.EnsureLoaded();
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
-        var config = Qwen2VLConfig.Load(Path.Combine(folder, "config.json"));
         var type = dtype ?? ScalarType.Float32;
+        var config = CheckFolder(folder, type);
         var weights = SafeTensors.LoadFolder(folder, type);
         try
         {
@@ -54,6 +52,62 @@ public sealed partial class Qwen2VLForConditionalGeneration
         {
             foreach (var t in weights.Values) t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Checks a local Hugging Face model folder before anything is allocated: <c>config.json</c> (types, and bounds by
+    /// <see cref="Qwen2VLConfig.Validate"/>), the safetensors headers of every weight file (shards inside the folder,
+    /// byte ranges inside the file and not overlapping), every tensor's name and shape against the parameters the config
+    /// implies (read from the model built on the meta device, which holds no memory), floating-point dtypes, and the
+    /// memory the weights take in <paramref name="dtype"/>. Returns the config; errors name the file and the key or tensor.
+    /// </summary>
+    public static Qwen2VLConfig CheckFolder(string folder, ScalarType dtype = ScalarType.Float32)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
+        var config = Qwen2VLConfig.Load(Path.Combine(folder, "config.json"));
+        var headers = SafeTensors.ReadFolderHeaders(folder);
+        TorchRuntime.EnsureLoaded();
+        Dictionary<string, long[]> own;
+        using (var meta = new Qwen2VLForConditionalGeneration(config, torch.META, dtype))
+            own = meta.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var problem = Mismatch(config, own, headers.Select(h => (h.Key, h.Value.Info.Shape, SafeTensors.IsFloatingPoint(h.Value.Info.DType) ? null : h.Value.Info.DType)));
+        if (problem is not null) throw new InvalidDataException($"{folder}: the weights do not match {Path.Combine(folder, "config.json")} ({config.ModelType}).{problem}");
+        using var probe = torch.empty(0, dtype: dtype, device: torch.META);
+        long bytes = own.Values.Sum(shape => shape.Aggregate(1L, (a, b) => a * b)) * probe.ElementSize;
+        // The loaded weights and the model's parameters coexist until the copy ends.
+        if (2 * bytes > IO.MemoryBudget.AvailableBytes)
+            throw new InsufficientMemoryException($"{folder}: the weights take {IO.MemoryBudget.Format(bytes)} as {dtype}, twice that while they are loaded, "
+                + $"more than the {IO.MemoryBudget.Format(IO.MemoryBudget.AvailableBytes)} of memory here");
+        return config;
+    }
+
+    /// <summary>What keeps a checkpoint's tensors (name, shape, and the dtype when it is not floating point) from loading
+    /// into a model with parameters <paramref name="own"/>: missing, unexpected, wrong-shape and non-float tensors, or
+    /// null when they fit.</summary>
+    static string? Mismatch(Qwen2VLConfig config, IReadOnlyDictionary<string, long[]> own, IEnumerable<(string Key, long[] Shape, string? NonFloat)> checkpoint)
+    {
+        var seen = new HashSet<string>();
+        var unexpected = new List<string>();
+        var wrongShape = new List<string>();
+        var notFloat = new List<string>();
+        foreach (var (key, shape, nonFloat) in checkpoint)
+        {
+            var name = NormalizeKey(key);
+            if (name == "lm_head.weight" && config.Text.TieWordEmbeddings)
+                continue;   // some exports keep the tied copy; it is the embedding matrix
+            if (!own.TryGetValue(name, out var expected)) { unexpected.Add(Excerpt.Of(key)); continue; }
+            seen.Add(name);
+            if (!shape.SequenceEqual(expected))
+                wrongShape.Add($"{name}: checkpoint [{string.Join(",", shape.Take(8))}], model [{string.Join(",", expected)}]");
+            if (nonFloat is not null) notFloat.Add($"{name}: {nonFloat}");
+        }
+        var missing = own.Keys.Where(k => !seen.Contains(k)).ToList();
+        string text = List("missing", missing) + List("unexpected", unexpected) + List("wrong shape", wrongShape)
+            + List("not floating point (the parameters take F16, BF16, F32 or F64)", notFloat);
+        return text.Length == 0 ? null : text;
+
+        static string List(string what, List<string> items) =>
+            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
     }
 
     /// <summary>Loads one safetensors file of either key layout (strict).</summary>
@@ -87,27 +141,12 @@ public sealed partial class Qwen2VLForConditionalGeneration
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source)
     {
         var own = state_dict();
-        var byName = new Dictionary<string, Tensor>();
-        var unexpected = new List<string>();
-        foreach (var (key, t) in weights)
-        {
-            var name = NormalizeKey(key);
-            if (name == "lm_head.weight" && lm_head is null && Config.Text.TieWordEmbeddings)
-                continue;   // some exports keep the tied copy; it is the embedding matrix
-            if (own.ContainsKey(name)) byName[name] = t;
-            else unexpected.Add(key);
-        }
-        var missing = own.Keys.Where(k => !byName.ContainsKey(k)).ToList();
-        var wrongShape = byName.Where(kv => !kv.Value.shape.SequenceEqual(own[kv.Key].shape))
-            .Select(kv => $"{kv.Key}: checkpoint [{string.Join(",", kv.Value.shape)}], model [{string.Join(",", own[kv.Key].shape)}]").ToList();
-        if (missing.Count + unexpected.Count + wrongShape.Count > 0)
-            throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration."
-                + List("missing", missing) + List("unexpected", unexpected) + List("wrong shape", wrongShape));
+        var problem = Mismatch(Config, own.ToDictionary(kv => kv.Key, kv => kv.Value.shape),
+            weights.Select(kv => (kv.Key, kv.Value.shape, kv.Value.is_floating_point() ? null : kv.Value.dtype.ToString())));
+        if (problem is not null) throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration.{problem}");
         using var _ = torch.no_grad();
-        foreach (var (name, t) in byName) own[name].copy_(t);
-
-        static string List(string what, List<string> items) =>
-            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(20))}{(items.Count > 20 ? "; …" : "")}.";
+        foreach (var (key, t) in weights)
+            if (own.TryGetValue(NormalizeKey(key), out var p)) p.copy_(t);
     }
 
     /// <summary>Maps the transformers ≥ 4.52 layout and PEFT exports onto the legacy names (spec §2.4).</summary>
