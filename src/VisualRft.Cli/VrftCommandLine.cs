@@ -51,6 +51,9 @@ public static class VrftCommandLine
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),
+            EvalCommand.Create(),
+            TableCommand.Create(),
+            DownloadCommand.Create(),
         };
         root.Options.Add(verbose);
         Guard(root, verbose);
