@@ -30,8 +30,8 @@ public sealed class VisualRftKernelExtension : IKernelExtension
                 MagicCommands.Add(kernel);
                 Loaded.Add(kernel, new object());
             }
-        KernelInvocationContext.Current?.DisplayAs(BannerHtml(), HtmlFormatter.MimeType);
-        KernelInvocationContext.Current?.DisplayAs(BannerText(), PlainTextFormatter.MimeType);
+        // One output with both forms: front ends show the richest they can.
+        KernelInvocationContext.Current?.Display(new View(BannerHtml(), "", BannerText()), HtmlFormatter.MimeType, PlainTextFormatter.MimeType);
     }
 
     // A second #r of the package (a re-run cell) shows the banner again but must not add the commands twice.
