@@ -128,8 +128,20 @@ public static class SafeTensors
     /// </summary>
     public static Dictionary<string, Tensor> LoadFolder(string folder, ScalarType? floatType = null)
     {
+        var result = new Dictionary<string, Tensor>();
+        foreach (var file in CheckpointFiles(folder))
+            foreach (var (k, v) in Load(file, floatType)) result[k] = v;
+        return result;
+    }
+
+    /// <summary>
+    /// The weight files of a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards listed in
+    /// <c>model.safetensors.index.json</c>, checked to exist and to hold every tensor the index maps to them.
+    /// </summary>
+    public static IReadOnlyList<string> CheckpointFiles(string folder)
+    {
         var single = Path.Combine(folder, "model.safetensors");
-        if (File.Exists(single)) return Load(single, floatType);
+        if (File.Exists(single)) return [single];
         var index = Path.Combine(folder, "model.safetensors.index.json");
         if (!File.Exists(index))
             throw new FileNotFoundException($"neither model.safetensors nor model.safetensors.index.json exists in {folder}", single);
@@ -137,18 +149,21 @@ public static class SafeTensors
         if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
             throw new InvalidDataException($"{index}: missing 'weight_map'");
         var shards = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToList();
-        var result = new Dictionary<string, Tensor>();
+        var names = new Dictionary<string, HashSet<string>>();
         foreach (var shard in shards)
         {
             var shardPath = Path.Combine(folder, shard);
             if (!File.Exists(shardPath)) throw new FileNotFoundException($"{index} names shard {shard}, which is missing", shardPath);
-            foreach (var (k, v) in Load(shardPath, floatType)) result[k] = v;
+            names[shard] = ReadHeader(shardPath).Tensors.Select(t => t.Name).ToHashSet();
         }
         foreach (var p in map.EnumerateObject())
-            if (!result.ContainsKey(p.Name))
+            if (!names[p.Value.GetString()!].Contains(p.Name))
                 throw new InvalidDataException($"{index} maps '{p.Name}' to {p.Value.GetString()}, but that shard has no such tensor");
-        return result;
+        return [.. shards.Select(s => Path.Combine(folder, s))];
     }
+
+    /// <summary>The safetensors name of a dtype (<c>F32</c>, <c>BF16</c>, …), or null for one the format lacks.</summary>
+    public static string? DTypeName(ScalarType type) => DTypes.FirstOrDefault(kv => kv.Value.Type == type).Key;
 
     /// <summary>Writes tensors (sorted by name, as the Python library does) atomically: a temporary file, then a rename.</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)

@@ -42,26 +42,67 @@ public sealed partial class Qwen2VLForConditionalGeneration
         TorchRuntime.EnsureLoaded();
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
         var config = Qwen2VLConfig.Load(Path.Combine(folder, "config.json"));
-        var type = dtype ?? ScalarType.Float32;
-        var weights = SafeTensors.LoadFolder(folder, type);
+        var files = SafeTensors.CheckpointFiles(folder);
+        var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), dtype ?? ScalarType.Float32);
         try
         {
-            var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), type);
-            m.LoadWeights(weights, folder);
+            m.LoadFiles(files, folder);
             return m;
         }
-        finally
+        catch
         {
-            foreach (var t in weights.Values) t.Dispose();
+            m.Dispose();
+            throw;
         }
     }
 
     /// <summary>Loads one safetensors file of either key layout (strict).</summary>
-    public void LoadSafetensors(string path)
+    public void LoadSafetensors(string path) => LoadFiles([path], path);
+
+    /// <summary>
+    /// Reads safetensors files into the parameters, strictly (see <see cref="LoadWeights"/>; checked from the headers
+    /// before any data is read). A tensor stored in the parameter's dtype goes from the file straight into the
+    /// parameter's memory, so that loading costs about one read of the file: no second copy of the checkpoint in
+    /// memory, no fresh memory to fill twice. Other tensors (another dtype, or a parameter off the CPU) are read and
+    /// converted one file at a time.
+    /// </summary>
+    void LoadFiles(IReadOnlyList<string> files, string source)
     {
-        var weights = SafeTensors.Load(path, DType);
-        try { LoadWeights(weights, path); }
-        finally { foreach (var t in weights.Values) t.Dispose(); }
+        var headers = files.Select(f => (Path: f, Header: SafeTensors.ReadHeader(f))).ToList();
+        var byKey = Match(headers.SelectMany(h => h.Header.Tensors.Select(t => (t.Name, t.Shape))), source).ToDictionary(kv => kv.Value, kv => kv.Key);
+        var own = state_dict();
+        var fileType = SafeTensors.DTypeName(DType);
+        using var _ = torch.no_grad();
+        foreach (var (path, (tensors, dataStart, _)) in headers)
+        {
+            var convert = new HashSet<string>();
+            using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
+                foreach (var t in tensors.Where(t => byKey.ContainsKey(t.Name)))
+                {
+                    var p = own[byKey[t.Name]];
+                    if (t.DType == fileType && p.device_type == DeviceType.CPU && p.is_contiguous()) ReadInto(fs, dataStart + t.Begin, p);
+                    else convert.Add(t.Name);
+                }
+            if (convert.Count == 0) continue;
+            foreach (var (key, t) in SafeTensors.Load(path, DType, convert.Contains))
+                using (t) own[byKey[key]].copy_(t);
+        }
+    }
+
+    /// <summary>Reads the bytes of <paramref name="target"/> from <paramref name="offset"/>, in row blocks of at most
+    /// 1 GiB (a span cannot exceed 2 GiB).</summary>
+    static void ReadInto(FileStream fs, long offset, Tensor target)
+    {
+        fs.Position = offset;
+        if (target.numel() == 0) return;
+        var rows = target.dim() == 0 ? 1 : target.shape[0];
+        var rowBytes = target.numel() * target.ElementSize / rows;
+        var block = Math.Max(1, (1L << 30) / rowBytes);
+        for (long r = 0; r < rows; r += block)
+        {
+            using var part = target.dim() == 0 ? target.alias() : target.narrow(0, r, Math.Min(block, rows - r));
+            fs.ReadExactly(part.bytes);
+        }
     }
 
     /// <summary>Writes the weights with the legacy Hugging Face names of the released checkpoints
@@ -86,25 +127,36 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source)
     {
+        var byName = Match(weights.Select(kv => (kv.Key, kv.Value.shape)), source);
         var own = state_dict();
-        var byName = new Dictionary<string, Tensor>();
+        using var _ = torch.no_grad();
+        foreach (var (name, key) in byName) own[name].copy_(weights[key]);
+    }
+
+    /// <summary>
+    /// Pairs checkpoint keys (either layout) with parameter names, strictly: missing, unexpected and wrong-shape
+    /// tensors are all listed in one error naming <paramref name="source"/>. Returns parameter name → checkpoint key.
+    /// </summary>
+    Dictionary<string, string> Match(IEnumerable<(string Key, long[] Shape)> tensors, string source)
+    {
+        var own = state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var byName = new Dictionary<string, (string Key, long[] Shape)>();
         var unexpected = new List<string>();
-        foreach (var (key, t) in weights)
+        foreach (var (key, shape) in tensors)
         {
             var name = NormalizeKey(key);
             if (name == "lm_head.weight" && lm_head is null && Config.Text.TieWordEmbeddings)
                 continue;   // some exports keep the tied copy; it is the embedding matrix
-            if (own.ContainsKey(name)) byName[name] = t;
+            if (own.ContainsKey(name)) byName[name] = (key, shape);
             else unexpected.Add(key);
         }
         var missing = own.Keys.Where(k => !byName.ContainsKey(k)).ToList();
-        var wrongShape = byName.Where(kv => !kv.Value.shape.SequenceEqual(own[kv.Key].shape))
-            .Select(kv => $"{kv.Key}: checkpoint [{string.Join(",", kv.Value.shape)}], model [{string.Join(",", own[kv.Key].shape)}]").ToList();
+        var wrongShape = byName.Where(kv => !kv.Value.Shape.SequenceEqual(own[kv.Key]))
+            .Select(kv => $"{kv.Key}: checkpoint [{string.Join(",", kv.Value.Shape)}], model [{string.Join(",", own[kv.Key])}]").ToList();
         if (missing.Count + unexpected.Count + wrongShape.Count > 0)
             throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration."
                 + List("missing", missing) + List("unexpected", unexpected) + List("wrong shape", wrongShape));
-        using var _ = torch.no_grad();
-        foreach (var (name, t) in byName) own[name].copy_(t);
+        return byName.ToDictionary(kv => kv.Key, kv => kv.Value.Key);
 
         static string List(string what, List<string> items) =>
             items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(20))}{(items.Count > 20 ? "; …" : "")}.";
