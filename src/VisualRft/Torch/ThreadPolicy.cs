@@ -1,38 +1,41 @@
 using System.Diagnostics;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace VisualRft.Torch;
 
 /// <summary>
-/// How many threads torch uses, chosen before each model call from the size of its work and from measurement, unless
-/// the user fixed a count (<see cref="Override"/>, <c>TorchRuntime.EnsureLoaded(threads)</c> or the <c>VRFT_THREADS</c>
-/// environment variable), which always wins.
+/// How many threads torch uses, chosen before each model call from the size of its work and the measured load of the
+/// machine, unless the user fixed a count (<see cref="Override"/>, <c>TorchRuntime.EnsureLoaded(threads)</c> or the
+/// <c>VRFT_THREADS</c> environment variable), which always wins.
 /// </summary>
 /// <remarks>
-/// libtorch runs every operation that it splits across its threads as a fork and a join: all threads must finish before
-/// the next operation starts. Two facts decide whether that pays (platform-notes.md §18, measured by
-/// <c>bench/VisualRft.Bench -- rollout</c> on 2 cores):
+/// libtorch runs every operation that it splits across threads as a fork and a join: all threads must finish before the
+/// next operation starts. Measured on 2 cores (platform-notes.md §18, <c>bench/VisualRft.Bench -- rollout</c>):
 /// <list type="bullet">
-/// <item>An operation worth a few microseconds on one core gains nothing from a second one and pays the join: a decode
-/// step of the tiny model (8 rows, 128 wide) is faster on one thread even on an idle machine.</item>
-/// <item>When another process keeps a core busy, a thread on that core runs only when the scheduler gives it a turn, and
-/// every operation waits for it: the tiny decode step went from ~1 ms on one thread to 3–60 ms on two; a thread per free
-/// core keeps its speed.</item>
+/// <item>Small operations gain nothing from a second thread: a decode step of the tiny model (8 rows, 128 wide, ~200
+/// operations) took 1.10 ms on one thread and 1.30 ms on two on an idle machine.</item>
+/// <item>When another process keeps a core busy, a thread on that core runs only when the scheduler gives it a turn and
+/// every operation waits for it: the same step took 3–50 ms on two threads and stayed at ~1 ms on one.</item>
+/// <item>Large operations do gain on an idle machine: the tiny model's GRPO pass (~2,000 rows) and 2B decoding, whose
+/// products stream 4–60 MB of weights each.</item>
 /// </list>
-/// So a call gets one thread when its typical operation (the MLP's input projection, say) would take less than
-/// <see cref="SplitMicroseconds"/> on one core — estimated from its multiply-adds and weight bytes with the speed of this
-/// machine, measured once per process — and otherwise one thread per core that other processes left free over the last
-/// quarter second or more (Linux: <c>/proc/stat</c> minus this process's own time; elsewhere every core counts as free).
-/// Until a first interval has been measured, other processes count as busy. The count is set on the calling thread (it is
-/// per thread in OpenMP) and stays in effect after the call, so a backward pass and an optimizer step run with the count
-/// of the forward pass before them.
+/// So work whose typical product (the MLP's input projection) has fewer than <see cref="SplitMacs"/> multiply-adds and
+/// a weight under <see cref="SplitWeightBytes"/> runs on one thread; larger work runs on one thread per core that other
+/// processes left free over the last quarter second or more (Linux: <c>/proc/stat</c> minus this process's own time;
+/// elsewhere every core counts as free; until a first interval is measured, other processes count as busy).
+/// The count is set on the calling thread (OpenMP keeps it per thread) and stays in effect after the call, so a
+/// backward pass and an optimizer step run with the count of the forward pass before them.
+/// <para>Reproducibility: forward passes give the same bits on one or two threads, backward passes (and some prefill
+/// products) do not, so a training run on a machine whose load changes may round differently from one on an idle
+/// machine and, many steps later, sample other tokens. Fix the count to reproduce a run bit for bit.</para>
 /// </remarks>
 public static class ThreadPolicy
 {
-    /// <summary>An operation shorter than this on one core runs on one thread: a fork and join cost several microseconds
-    /// on an idle machine, and a split of a short operation leaves the threads waiting on each other.</summary>
-    public const double SplitMicroseconds = 100;
+    /// <summary>Products with fewer multiply-adds than this (2²⁵, ~0.6 ms on one core here) do not pay for a second thread.</summary>
+    public const long SplitMacs = 1L << 25;
+
+    /// <summary>Products that read a weight of this size or more (4 MiB, far beyond the caches) are worth splitting.</summary>
+    public const long SplitWeightBytes = 1L << 22;
 
     /// <summary>A core counts as taken when other processes used more than this share of one over the last interval.</summary>
     public const double BusyShare = 0.25;
@@ -58,7 +61,7 @@ public static class ThreadPolicy
     {
         if (_override is { } fixedCount) return fixedCount;
         var cores = Environment.ProcessorCount;
-        if (cores == 1 || OneCoreMicroseconds(rows, inner, outer, elementSize) < SplitMicroseconds) return 1;
+        if (cores == 1 || (rows * inner * outer < SplitMacs && inner * outer * elementSize < SplitWeightBytes)) return 1;
         var taken = (int)Math.Ceiling(Math.Max(0, CpuLoad.OtherProcessesCores() - BusyShare));
         return Math.Clamp(cores - taken, 1, cores);
     }
@@ -71,63 +74,10 @@ public static class ThreadPolicy
         return count;
     }
 
-    /// <summary>The estimated time of one such operation on one core: its multiply-adds or its weight bytes, whichever
-    /// takes longer at this machine's measured speed.</summary>
-    public static double OneCoreMicroseconds(long rows, long inner, long outer, int elementSize)
-    {
-        var (macsPerUs, bytesPerUs) = Speed.Value;
-        return Math.Max((double)rows * inner * outer / macsPerUs, (double)inner * outer * elementSize / bytesPerUs);
-    }
-
-    /// <summary>This machine on one core: float32 multiply-adds and bytes read per microsecond (measured once, ~20 ms).</summary>
-    public static (double MacsPerMicrosecond, double BytesPerMicrosecond) OneCoreSpeed => Speed.Value;
-
-    static readonly Lazy<(double, double)> Speed = new(MeasureOneCore);
-
-    static (double, double) MeasureOneCore()
-    {
-        TorchRuntime.EnsureLoaded();
-        var threads = torch.get_num_threads();
-        torch.set_num_threads(1);
-        try
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            // Best of several runs: the speed the hardware gives, not the noise of the moment.
-            var a = randn(64, 256);
-            var w = randn(256, 256);
-            var mm = Best(20, () => a.matmul(w));
-            var big = ones(8L << 20);   // 32 MB, more than the caches
-            var read = Best(3, () => big.sum());
-            return (64.0 * 256 * 256 / mm, big.NumberOfElements * 4.0 / read);
-        }
-        finally
-        {
-            torch.set_num_threads(threads);
-        }
-
-        static double Best(int runs, Func<Tensor> op)
-        {
-            op().Dispose();
-            var best = double.MaxValue;
-            for (int i = 0; i < runs; i++)
-            {
-                var clock = Stopwatch.StartNew();
-                op().Dispose();
-                best = Math.Min(best, clock.Elapsed.TotalMicroseconds);
-            }
-            return best;
-        }
-    }
-
     /// <summary>A one-line account for banners and benchmarks.</summary>
-    public static string Describe()
-    {
-        if (_override is { } fixedCount) return $"{fixedCount} threads (fixed)";
-        var (macs, bytes) = Speed.Value;
-        return $"threads chosen per call (1 below {SplitMicroseconds:F0} µs per operation; one core: {macs / 1e3:F0} GMAC/s, {bytes / 1e3:F1} GB/s; "
-            + $"other processes now use {CpuLoad.OtherProcessesCores():F2} of {Environment.ProcessorCount} cores)";
-    }
+    public static string Describe() => _override is { } fixedCount
+        ? $"{fixedCount} threads (fixed)"
+        : $"threads chosen per call (1 for small work; for large work, the cores free of other processes: now {Environment.ProcessorCount - CpuLoad.OtherProcessesCores():F1} of {Environment.ProcessorCount})";
 }
 
 /// <summary>

@@ -113,18 +113,24 @@ public sealed class LinearStack : IDisposable
     }
 
     /// <summary>
-    /// Every part's output, concatenated along the last axis. With autograd recording for the parts, or if a part's
-    /// parameters were replaced (e.g. by <c>Module.to</c>) and no longer live in the stack, the parts' current weights
-    /// are concatenated first, so that gradients reach them.
+    /// Every part's output, concatenated along the last axis. When autograd records for the parts, or when a part's
+    /// parameters were replaced (e.g. by <c>Module.to</c>) and no longer live in the stack, the parts' current weights are
+    /// concatenated first, so that gradients reach them.
     /// </summary>
     public Tensor forward(Tensor x)
     {
-        var intact = Parts.Select((p, i) => ReferenceEquals(p.weight, weights[i]) && ReferenceEquals(p.bias, biases[i])).All(b => b);
-        if (intact && !(torch.is_grad_enabled() && weights.Any(w => w.requires_grad)))
+        if (InStack() && !(torch.is_grad_enabled() && Parts.Any(p => p.weight.requires_grad || p.bias?.requires_grad == true)))
             return nn.functional.linear(x, weight, bias);
         using var w = torch.cat(Parts.Select(p => (Tensor)p.weight).ToArray());
         using var b = bias is null ? null : torch.cat(Parts.Select(p => (Tensor)p.bias!).ToArray());
         return nn.functional.linear(x, w, b);
+    }
+
+    bool InStack()
+    {
+        for (int i = 0; i < Parts.Length; i++)
+            if (!ReferenceEquals(Parts[i].weight, weights[i]) || !ReferenceEquals(Parts[i].bias, biases[i])) return false;
+        return true;
     }
 
     public void Dispose()

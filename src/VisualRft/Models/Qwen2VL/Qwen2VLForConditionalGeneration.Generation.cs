@@ -66,18 +66,18 @@ public sealed partial class Qwen2VLForConditionalGeneration
             cache = repeated;
         }
         using var _ = cache;
-        var first = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);   // see below
+        // The k-th real token of a row (generated ones counted) sits at k + delta on all three M-RoPE axes (see RopeIndex),
+        // so decode step c's token is at (unpadded prompt length + delta) + c.
+        var start = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);
         if (g > 1)
         {
             logits = logits.repeat_interleave(g, 0);
             prompt = prompt.repeat_interleave(g, 0);
         }
-
-        // What the decode steps need, made once. Positions: the k-th real token of a row (generated ones counted) sits at
-        // k + delta on all three M-RoPE axes (see RopeIndex), so step c's token is at (unpadded prompt length + delta) + c.
-        // Attention bias: the prompt's padding is hidden; generated keys are always visible, and step c attends to the
-        // first p + c + 1 cache slots, the ones written so far.
-        var rope = model.MropeTables((first + torch.arange(steps, device: device)).unsqueeze(0).expand(3, n, steps), DType);
+        // What the decode steps need, made once and narrowed per step: the rotary tables of their positions, and an
+        // attention bias that hides the prompt's padding and shows every generated key (step c attends to the p + c + 1
+        // cache slots written so far).
+        var rope = model.MropeTables((start + torch.arange(steps, device: device)).unsqueeze(0).expand(3, n, steps), DType);
         var hide = torch.cat([prompt, torch.ones([n, steps], ScalarType.Bool, device)], 1).logical_not();
         var bias = torch.zeros([n, 1, 1, capacity], DType, device).masked_fill(hide.view(n, 1, 1, capacity), Qwen2TextModel.MinValue(DType));
 
@@ -125,7 +125,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// instead of the vocabulary, and the draw makes k exponential variates instead of one per vocabulary entry. The
     /// distribution is HF's, except that a tie at the k-th largest logit keeps exactly k tokens (HF keeps every tied one).
     /// </summary>
-    static Tensor SampleNext(Tensor logits, SamplingOptions o, Generator? generator)
+    internal static Tensor SampleNext(Tensor logits, SamplingOptions o, Generator? generator)
     {
         if (o.Greedy) return logits.argmax(-1);
         if (o.Temperature <= 0) throw new ArgumentOutOfRangeException(nameof(o), o.Temperature, "Temperature must be positive (use Greedy for argmax)");
