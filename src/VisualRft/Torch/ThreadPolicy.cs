@@ -63,7 +63,7 @@ public static class ThreadPolicy
         var cores = Environment.ProcessorCount;
         if (cores == 1 || (rows * inner * outer < SplitMacs && inner * outer * elementSize < SplitWeightBytes)) return 1;
         var taken = (int)Math.Ceiling(Math.Max(0, CpuLoad.OtherProcessesCores() - BusyShare));
-        return Math.Clamp(cores - taken, 1, cores);
+        return Math.Clamp(CpuLoad.MachineCores - taken, 1, cores);
     }
 
     /// <summary>Sets torch's thread count on the calling thread by <see cref="Choose"/> and returns it.</summary>
@@ -77,7 +77,7 @@ public static class ThreadPolicy
     /// <summary>A one-line account for banners and benchmarks.</summary>
     public static string Describe() => _override is { } fixedCount
         ? $"{fixedCount} threads (fixed)"
-        : $"threads chosen per call (1 for small work; for large work, the cores free of other processes: now {Environment.ProcessorCount - CpuLoad.OtherProcessesCores():F1} of {Environment.ProcessorCount})";
+        : $"threads chosen per call (1 for small work; for large work, the cores free of other processes: now {CpuLoad.MachineCores - CpuLoad.OtherProcessesCores():F1} of {CpuLoad.MachineCores})";
 }
 
 /// <summary>
@@ -86,6 +86,23 @@ public static class ThreadPolicy
 /// </summary>
 static class CpuLoad
 {
+    /// <summary>The cores that <c>/proc/stat</c> accounts for (the machine's, which a container's quota may not show).</summary>
+    public static int MachineCores { get; } = CountCores();
+
+    static int CountCores()
+    {
+        try
+        {
+            return OperatingSystem.IsLinux()
+                ? Math.Max(1, File.ReadLines("/proc/stat").Count(l => l.Length > 3 && l.StartsWith("cpu") && char.IsDigit(l[3])))
+                : Environment.ProcessorCount;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Environment.ProcessorCount;
+        }
+    }
+
     static readonly object Gate = new();
     static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(250);
     static Sample? _last;
@@ -105,10 +122,10 @@ static class CpuLoad
             else if (Stopwatch.GetElapsedTime(last.Timestamp, now.Value.Timestamp) >= MinInterval && now.Value.Total > last.Total)
             {
                 var (busy, total, self) = (now.Value.Busy - last.Busy, now.Value.Total - last.Total, now.Value.Self - last.Self);
-                _others = Math.Max(0, (double)(busy - self) / total * Environment.ProcessorCount);
+                _others = Math.Max(0, (double)(busy - self) / total * MachineCores);
                 _last = now;
             }
-            return double.IsNaN(_others) ? Environment.ProcessorCount - 1 : _others;
+            return double.IsNaN(_others) ? MachineCores - 1 : _others;
         }
     }
 
