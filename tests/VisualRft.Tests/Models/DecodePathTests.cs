@@ -67,6 +67,32 @@ public class DecodePathTests
     }
 
     [Fact]
+    public void The_bfloat16_row_product_matches_torch_up_to_rounding()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        using var scope = NewDisposeScope();
+        var w = torch.randn(300, 192, generator: new Generator(1)).to_type(ScalarType.BFloat16);
+        var b = torch.randn(300, generator: new Generator(2)).to_type(ScalarType.BFloat16);
+        var x = torch.randn(1, 1, 192, generator: new Generator(3)).to_type(ScalarType.BFloat16);
+        using var noGrad = torch.no_grad();
+        Assert.True(Bf16RowProduct.Applies(x, w));
+        Assert.False(Bf16RowProduct.Applies(x.expand(2, 1, 192), w));   // more than one row: torch's product
+        var exact = nn.functional.linear(x.to_type(ScalarType.Float64), w.to_type(ScalarType.Float64), b.to_type(ScalarType.Float64));
+        var threads = torch.get_num_threads();
+        foreach (var n in new[] { 1, 2 })
+        {
+            torch.set_num_threads(n);
+            var y = Bf16RowProduct.Linear(x, w, b);
+            Assert.Equal(new long[] { 1, 1, 300 }, y.shape);
+            Assert.Equal(ScalarType.BFloat16, y.dtype);
+            // One rounding to bfloat16 (8 significant bits) of a float32 sum: within half a unit of the last place.
+            var err = (y.to_type(ScalarType.Float64) - exact).abs() / exact.abs().clamp_min(1e-3);
+            Assert.True(err.max().item<double>() <= 1.0 / 256, $"relative error {err.max().item<double>()}");
+        }
+        torch.set_num_threads(threads);
+    }
+
+    [Fact]
     public void Small_work_runs_on_one_thread_and_large_work_on_the_free_cores()
     {
         if (ThreadPolicy.Override is not null) return;   // VRFT_THREADS fixes every count

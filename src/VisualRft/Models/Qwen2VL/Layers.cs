@@ -82,6 +82,13 @@ public static class Layer
     public static Linear Linear(long inFeatures, long outFeatures, bool bias, Device? device, ScalarType? dtype) =>
         nn.Linear(new Parameter(torch.empty(outFeatures, inFeatures, dtype, device)),
             bias ? new Parameter(torch.empty(outFeatures, dtype, device)) : null);
+
+    /// <summary>x·Wᵀ + b; a single bfloat16 row without autograd goes through <see cref="Bf16RowProduct"/>.</summary>
+    public static Tensor Project(Tensor x, Tensor weight, Tensor? bias = null) =>
+        Bf16RowProduct.Applies(x, weight) ? Bf16RowProduct.Linear(x, weight, bias) : nn.functional.linear(x, weight, bias);
+
+    /// <summary>The layer's product, by <see cref="Project(Tensor, Tensor, Tensor?)"/>.</summary>
+    public static Tensor Project(this Linear layer, Tensor x) => Project(x, layer.weight, layer.bias);
 }
 
 /// <summary>
@@ -120,7 +127,7 @@ public sealed class LinearStack : IDisposable
     public Tensor forward(Tensor x)
     {
         if (InStack() && !(torch.is_grad_enabled() && Parts.Any(p => p.weight.requires_grad || p.bias?.requires_grad == true)))
-            return nn.functional.linear(x, weight, bias);
+            return Layer.Project(x, weight, bias);
         using var w = torch.cat(Parts.Select(p => (Tensor)p.weight).ToArray());
         using var b = bias is null ? null : torch.cat(Parts.Select(p => (Tensor)p.bias!).ToArray());
         return nn.functional.linear(x, w, b);
@@ -161,7 +168,7 @@ public sealed class GatedMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var gu = gateUp.forward(x).chunk(2, -1);
-        return down_proj.forward(Activations.Apply(act, gu[0]) * gu[1]).MoveToOuterDisposeScope();
+        return down_proj.Project(Activations.Apply(act, gu[0]) * gu[1]).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

@@ -109,5 +109,5 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
 
     /// <summary>lm_head, or the tied embedding matrix.</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight);
+        lm_head is not null ? lm_head.Project(hidden) : Layer.Project(hidden, model.embed_tokens.weight);
 }

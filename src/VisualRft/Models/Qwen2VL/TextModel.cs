@@ -166,7 +166,7 @@ public sealed class Qwen2Attention : nn.Module
         var o = nn.functional.scaled_dot_product_attention(qf, k, v, bias);
         o = s == 1 ? o.reshape(n, 1, heads * headDim)   // [n, kv, g, d] is already in head order
             : o.view(n, heads, s, headDim).transpose(1, 2).reshape(n, s, heads * headDim);
-        return o_proj.forward(o).MoveToOuterDisposeScope();
+        return o_proj.Project(o).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)
