@@ -28,7 +28,7 @@ static class GrpoBench
         const int warmup = 2, steps = 12;
         using (var trainer = new GrpoTrainer(policy, data.Train, TaskReward.Create(VisualTask.Detection), options, warmup + steps))
         {
-            var timed = trainer.Train().Skip(warmup).ToList();
+            var timed = trainer.Train().Skip(warmup).Select(e => e.Metrics).ToList();
             double Median(Func<StepMetrics, double> f) { var v = timed.Select(f).Order().ToList(); return v[v.Count / 2]; }
             Console.WriteLine($"\n== GRPO step, G = {options.NumGenerations}, ≤ {options.MaxCompletionLength} new tokens, medians of n = {timed.Count}");
             Console.WriteLine($"total {Median(m => m.Time.TotalMs):F0} ms = generate {Median(m => m.Time.GenerateMs):F0} + reference {Median(m => m.Time.ReferenceMs):F0}"

@@ -77,7 +77,7 @@ static class RolloutBench
         var options = GrpoOptions.VisualRftPaper with { LearningRate = 1e-5, MaxCompletionLength = Tokens, GradientAccumulation = 1 };
         const int warmup = 2, steps = 10;
         using var trainer = new GrpoTrainer(policy, data.Train, TaskReward.Create(VisualTask.Detection), options, warmup + steps);
-        var timed = trainer.Train().Skip(warmup).ToList();
+        var timed = trainer.Train().Skip(warmup).Select(e => e.Metrics).ToList();
         double Median(Func<StepMetrics, double> f) => ModelBench.Median(timed.Select(f));
         var pass = Median(m => m.Time.ReferenceMs + m.Time.PolicyMs + m.Time.OptimizerMs);
         Console.WriteLine($"\n== GRPO step, G = {G}, ≤ {Tokens} new tokens, medians of n = {timed.Count}; completion length {timed.Average(m => m.CompletionLength):F1} tokens");

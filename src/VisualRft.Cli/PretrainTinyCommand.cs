@@ -1,4 +1,6 @@
 using System.CommandLine;
+using VisualRft.Data;
+using VisualRft.IO;
 using VisualRft.TinyModel;
 using VisualRft.Torch;
 
@@ -24,13 +26,25 @@ public static class PretrainTinyCommand
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
+            // Every value is checked before the work starts: the last stage's images against the memory a data set may take.
+            var fromFolder = parse.GetValue(from)?.FullName;
+            var manifest = SyntheticDatasets.Manifest(last.Dataset);
+            var lastStage = last with
+            {
+                Steps = OptionChecks.InRange(parse, steps, fromFolder is null ? 1 : 0, QuickstartCommand.MaxSteps),
+                LearningRate = OptionChecks.FinitePositive(parse, lr),
+                ImagesPerCategory = OptionChecks.InRange(parse, images, 1, manifest.With(shots: 1).MaxSize(DatasetSplit.Train),
+                    $"the images of {manifest.BaseCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}"),
+            };
+            var seed = parse.GetValue(dataSeed);
+            if (seed < 0) throw new OptionException(dataSeed.Name, $"must be a non-negative integer, got {seed}");
+            var folder = QuickstartCommand.CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            if (fromFolder is not null) VisualRft.Policy.VisionLanguagePolicy.Check(fromFolder);
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());
-            var fromFolder = parse.GetValue(from)?.FullName;
-            var lastStage = last with { Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr), ImagesPerCategory = parse.GetValue(images) };
             var options = defaults with
             {
-                DataSeed = parse.GetValue(dataSeed),
+                DataSeed = seed,
                 Stages = fromFolder is null ? [.. defaults.Stages.SkipLast(1), lastStage] : lastStage.Steps > 0 ? [lastStage] : [],
             };
             var start = DateTime.UtcNow;
@@ -49,7 +63,6 @@ public static class PretrainTinyCommand
                 ? TinyQwen2Vl.Pretrain(options, Report, Check)
                 : VisualRft.Policy.VisionLanguagePolicy.FromPretrained(fromFolder, TorchSharp.torch.CPU);
             if (fromFolder is not null) TinyQwen2Vl.Train(policy, options, Report, Check);
-            var folder = parse.GetValue(output)!.FullName;
             policy.SavePretrained(folder);
             o.WriteLine($"{policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}; written to {folder}");
             if (options.Stages.Count == 0) o.WriteLine(Dependence(policy));

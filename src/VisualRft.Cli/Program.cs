@@ -1,10 +1,4 @@
-using System.CommandLine;
 using VisualRft.Cli;
 
-var root = new RootCommand("vrft: Visual-RFT from the command line")
-{
-    QuickstartCommand.Create(),
-    ScoreCommand.Create(),
-    PretrainTinyCommand.Create(),
-};
-return root.Parse(args).Invoke();
+// Every command, its errors reported as one line (see VrftCommandLine).
+return VrftCommandLine.Run(args);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using VisualRft.Data;
 using VisualRft.Experiments;
 using VisualRft.IO;
 using VisualRft.Policy;
@@ -15,6 +16,18 @@ namespace VisualRft.Cli;
 /// </summary>
 public static class QuickstartCommand
 {
+    /// <summary>A bound far above any CPU run (120 steps take minutes), so that a typo does not start a week-long job.</summary>
+    public const int MaxSteps = 1_000_000;
+
+    /// <summary>The output folder, created now so that a path that cannot be a folder fails before the work.</summary>
+    internal static string CheckOutputFolder(string option, DirectoryInfo folder)
+    {
+        if (File.Exists(folder.FullName)) throw new OptionException(option, $"'{folder.FullName}' is a file, not a folder");
+        try { Directory.CreateDirectory(folder.FullName); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{folder.FullName}': {e.Message}"); }
+        return folder.FullName;
+    }
+
     public static Command Create()
     {
         var defaults = new FewShotDetectionOptions();
@@ -31,19 +44,27 @@ public static class QuickstartCommand
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
+            // Every value is checked before the first minute of work: sizes against the memory the data set may take.
+            var manifest = SyntheticDatasets.Manifest(defaults.Dataset);
+            var testSize = OptionChecks.InRange(parse, test, 1, manifest.With(shots: defaults.Shots, testSize: 1).MaxSize(DatasetSplit.Test),
+                $"held-out images of {manifest.NovelCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}");
+            var shotCount = OptionChecks.InRange(parse, shots, 1, manifest.With(shots: 1, testSize: testSize).MaxSize(DatasetSplit.Train),
+                $"training images of {manifest.NovelCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}");
+            var stepCount = OptionChecks.InRange(parse, steps, 1, MaxSteps);
+            var learningRate = OptionChecks.FinitePositive(parse, lr);
+            var outFolder = CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var folder = parse.GetValue(model)?.FullName;
+            if (folder is not null) VisionLanguagePolicy.Check(folder);
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());
             var options = defaults with
             {
-                RftSteps = parse.GetValue(steps), SftSteps = parse.GetValue(steps), Shots = parse.GetValue(shots),
-                TestPerCategory = parse.GetValue(test), Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
-                Grpo = defaults.Grpo with { LearningRate = parse.GetValue(lr) },
+                RftSteps = stepCount, SftSteps = stepCount, Shots = shotCount,
+                TestPerCategory = testSize, Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                Grpo = defaults.Grpo with { LearningRate = learningRate },
             };
-            var folder = parse.GetValue(model)?.FullName;
             var result = FewShotDetection.Run(options,
                 () => folder is null ? TinyQwen2Vl.Pretrained() : VisionLanguagePolicy.FromPretrained(folder), line => o.WriteLine(line));
-            var outFolder = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(outFolder);
             AtomicFile.WriteAllText(Path.Combine(outFolder, "result.json"), result.ToJson());
             var summary = result.ToMarkdown();
             AtomicFile.WriteAllText(Path.Combine(outFolder, "summary.md"), summary);

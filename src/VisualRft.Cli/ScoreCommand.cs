@@ -2,21 +2,40 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using VisualRft.IO;
 using VisualRft.Rewards;
+using VisualRft.Rewards.Parsing;
 
 namespace VisualRft.Cli;
 
 /// <summary>
-/// <c>vrft score --task detection|classification|grounding --preset visual-rft|strict [FILE]</c>: scores JSON lines
-/// <c>{"completion": "...", "solution": "..."}</c> from FILE (stdin without one) and writes one JSON line per input
-/// line, in order: <c>{"line": n, "&lt;component&gt;": value, …, "total": value}</c> plus <c>"failure"</c> when the answer
-/// could not be read. A malformed input line yields <c>{"line": n, "error": "..."}</c> and the run goes on. Blank
-/// (whitespace-only) lines are skipped without output; the <c>line</c> field keeps outputs traceable to inputs.
-/// Non-finite values (the visual-rft NaN confidence) are written as the strings "NaN", "Infinity", "-Infinity".
-/// Exit code 0 when the input was read (even with malformed lines), 2 when FILE does not exist, 1 for invalid arguments.
+/// <c>vrft score --task detection|classification|grounding --preset visual-rft|strict [--max-line-bytes N] [FILE]</c>:
+/// scores JSON lines <c>{"completion": "...", "solution": "..."}</c> (UTF-8) from FILE (stdin without one) and writes one
+/// JSON line per input line, in order: <c>{"line": n, "&lt;component&gt;": value, …, "total": value}</c> plus
+/// <c>"failure"</c> when the answer could not be read.
 /// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item>Lines are read with Python's <c>json.loads</c> semantics (<see cref="PyJson"/>), so escapes of lone surrogates
+/// (<c>"\ud800"</c>) are accepted as Python accepts them; lines end at LF, CRLF or CR.</item>
+/// <item>A line that cannot be used yields <c>{"line": n, "error": "..."}</c> and the run goes on: invalid JSON, a
+/// missing or non-string field, bytes that are not UTF-8, and a line longer than <c>--max-line-bytes</c> (default
+/// <see cref="DefaultMaxLineBytes"/>; such a line is skipped without being held in memory, and its error is written as
+/// soon as the limit is passed, so memory stays bounded even on an endless line).</item>
+/// <item>Messages quote at most <see cref="Excerpt.DefaultLength"/> characters of the input.</item>
+/// <item>Blank (whitespace-only) lines are skipped without output; the <c>line</c> field keeps outputs traceable.</item>
+/// <item>Non-finite values (only under visual-rft: a NaN confidence, an overflowing grounding answer) are written as the
+/// strings "NaN", "Infinity", "-Infinity".</item>
+/// <item>Exit code 0 when the input was read to the end (even with error lines); otherwise see
+/// <see cref="VrftCommandLine.ExitCodes"/> (a missing file, a directory or UTF-16 input: 2).</item>
+/// </list>
+/// </remarks>
 public static class ScoreCommand
 {
+    /// <summary>1 MiB: a few hundred times a real completion with its solution.</summary>
+    public const int DefaultMaxLineBytes = 1 << 20;
+    public const int MaxMaxLineBytes = 1 << 30;
+
     static readonly string[] Tasks = ["detection", "classification", "grounding"];
     static readonly string[] Presets = ["visual-rft", "strict"];
 
@@ -29,25 +48,22 @@ public static class ScoreCommand
         task.AcceptOnlyFromAmong(Tasks);
         var preset = new Option<string>("--preset") { Description = "visual-rft (the official code's behaviour) | strict", DefaultValueFactory = _ => "visual-rft" };
         preset.AcceptOnlyFromAmong(Presets);
-        var file = new Argument<FileInfo?>("file") { Description = "JSON lines file; stdin when omitted", Arity = ArgumentArity.ZeroOrOne };
-        var cmd = new Command("score", "Score completions against solutions with a Visual-RFT verifiable reward") { task, preset, file };
+        var maxLine = new Option<int>("--max-line-bytes")
+        {
+            Description = $"longest input line scored; longer ones get an error line and are skipped (default {DefaultMaxLineBytes:N0})",
+            DefaultValueFactory = _ => DefaultMaxLineBytes,
+        };
+        var file = new Argument<FileInfo?>("file") { Description = "JSON lines file (UTF-8); stdin when omitted", Arity = ArgumentArity.ZeroOrOne };
+        var cmd = new Command("score", "Score completions against solutions with a Visual-RFT verifiable reward") { task, preset, maxLine, file };
         cmd.SetAction(parse =>
         {
             var reward = TaskReward.Create(ParseTask(parse.GetValue(task)!), ParsePreset(parse.GetValue(preset)!));
-            var path = parse.GetValue(file);
-            var output = parse.InvocationConfiguration.Output;
-            if (path is null)
-            {
-                Run(Console.In, output, reward);
-                return 0;
-            }
-            if (!path.Exists)
-            {
-                parse.InvocationConfiguration.Error.WriteLine($"vrft score: input file '{path.FullName}' does not exist");
-                return 2;
-            }
-            using var reader = new StreamReader(path.FullName, Encoding.UTF8);
-            Run(reader, output, reward);
+            int limit = OptionChecks.InRange(parse, maxLine, 64, MaxMaxLineBytes);
+            var path = parse.GetValue(file)?.FullName;
+            if (path is not null && Directory.Exists(path)) throw new InvalidDataException($"input '{path}' is a directory, not a JSON lines file");
+            if (path is not null && !File.Exists(path)) throw new FileNotFoundException($"input file '{path}' does not exist", path);
+            using var input = path is null ? Console.OpenStandardInput() : File.OpenRead(path);
+            Run(input, parse.InvocationConfiguration.Output, reward, limit, path ?? "stdin");
             return 0;
         });
         return cmd;
@@ -68,21 +84,31 @@ public static class ScoreCommand
         _ => throw new ArgumentException($"unknown preset '{name}'; expected one of {string.Join(", ", Presets)}"),
     };
 
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Scores every line of <paramref name="input"/> into <paramref name="output"/>; returns the number of
     /// lines scored and the number answered with an error object.</summary>
-    public static (int Scored, int Errors) Run(TextReader input, TextWriter output, TaskReward reward)
+    public static (int Scored, int Errors) Run(Stream input, TextWriter output, TaskReward reward,
+        int maxLineBytes = DefaultMaxLineBytes, string source = "input")
     {
-        int lineNo = 0, scored = 0, errors = 0;
-        for (string? line; (line = input.ReadLine()) is not null;)
+        int scored = 0, errors = 0;
+        var lines = new LineReader(input, maxLineBytes, source);
+        while (lines.Next(out var bytes, out bool tooLong))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
+            string? text = null, error = null;
+            if (tooLong) error = $"the line is longer than {maxLineBytes:N0} bytes (--max-line-bytes); skipped";
+            else
+            {
+                try { text = StrictUtf8.GetString(bytes.Span); }
+                catch (DecoderFallbackException e) { error = $"the line is not valid UTF-8 (invalid byte at offset {e.Index})"; }
+                if (text is not null && string.IsNullOrWhiteSpace(text)) continue;
+            }
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer, WriterOptions))
             {
                 json.WriteStartObject();
-                json.WriteNumber("line", lineNo);
-                if (TryRead(line, out var completion, out var solution, out var error))
+                json.WriteNumber("line", lines.LineNumber);
+                if (error is null && TryRead(text!, out var completion, out var solution, out error))
                 {
                     var r = reward.Score(completion, solution);
                     foreach (var c in r.Components) WriteNumber(json, c.Name, c.Value);
@@ -91,19 +117,20 @@ public static class ScoreCommand
                     {
                         json.WriteStartObject("failure");
                         json.WriteString("kind", r.Failure.Kind.ToString());
-                        json.WriteString("message", r.Failure.Message);
+                        json.WriteString("message", Printable(r.Failure.Message));
                         json.WriteEndObject();
                     }
                     scored++;
                 }
                 else
                 {
-                    json.WriteString("error", error);
+                    json.WriteString("error", Printable(error!));
                     errors++;
                 }
                 json.WriteEndObject();
             }
             output.WriteLine(Encoding.UTF8.GetString(buffer.WrittenSpan));
+            if (tooLong) output.Flush();   // an endless line is skipped for as long as it lasts: say so now
         }
         output.Flush();
         return (scored, errors);
@@ -115,35 +142,112 @@ public static class ScoreCommand
         else json.WriteString(name, double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
     }
 
-    static bool TryRead(string line, out string completion, out string solution, out string error)
+    /// <summary>Messages may quote input that holds lone surrogates (valid in a Python string, not in UTF-8 output):
+    /// those are shown as U+FFFD.</summary>
+    static string Printable(string message)
     {
-        completion = solution = error = "";
-        try
+        var chars = message.ToCharArray();
+        for (int i = 0; i < chars.Length; i++)
         {
-            using var doc = JsonDocument.Parse(line);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) { error = $"expected a JSON object, got {root.ValueKind}"; return false; }
-            if (!TryString(root, "completion", out completion, out error) || !TryString(root, "solution", out solution, out error)) return false;
-            return true;
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1])) i++;
+            else if (char.IsSurrogate(chars[i])) chars[i] = '\uFFFD';
         }
-        catch (JsonException e)
-        {
-            error = $"invalid JSON: {e.Message}";
-            return false;
-        }
-        catch (InvalidOperationException e)   // e.g. a string with an invalid escape that cannot become UTF-16
-        {
-            error = $"invalid JSON string: {e.Message}";
-            return false;
-        }
+        return new string(chars);
     }
 
-    static bool TryString(JsonElement root, string key, out string value, out string error)
+    static bool TryRead(string line, out string completion, out string solution, out string error)
+    {
+        completion = solution = "";
+        if (!PyJson.TryLoads(line, out var root, out error)) { error = $"invalid JSON: {error}"; return false; }
+        if (root.Kind != PyKind.Dict) { error = $"expected a JSON object, got {root.TypeName}"; return false; }
+        return TryString(root, "completion", out completion, out error) && TryString(root, "solution", out solution, out error);
+    }
+
+    static bool TryString(PyValue root, string key, out string value, out string error)
     {
         value = error = "";
-        if (!root.TryGetProperty(key, out var v)) { error = $"missing \"{key}\""; return false; }
-        if (v.ValueKind != JsonValueKind.String) { error = $"\"{key}\" must be a string, got {v.ValueKind}"; return false; }
-        value = v.GetString()!;
+        if (!root.TryGet(key, out var v)) { error = $"missing \"{key}\""; return false; }
+        if (v.Kind != PyKind.Str) { error = $"\"{key}\" must be a string, got {v.TypeName} {v.Preview(40)}"; return false; }
+        value = v.Str;
         return true;
+    }
+
+    /// <summary>
+    /// Lines of a byte stream, each at most <c>maxLineBytes</c> long: a longer line is reported (as too long) as soon as
+    /// it passes the limit, and its remaining bytes are skipped by the next call without being stored. Line ends are LF,
+    /// CRLF and CR, as <see cref="StreamReader"/> splits them; a UTF-8 byte order mark at the start is skipped and a
+    /// UTF-16/32 one is refused.
+    /// </summary>
+    sealed class LineReader(Stream stream, int maxLineBytes, string source)
+    {
+        readonly byte[] buffer = new byte[1 << 16];
+        byte[] line = new byte[Math.Min(maxLineBytes, 1 << 12)];
+        int start, end, length;
+        bool eof, atStart = true, skipping, afterCr;
+
+        public int LineNumber { get; private set; }
+
+        public bool Next(out ReadOnlyMemory<byte> bytes, out bool tooLong)
+        {
+            bytes = default;
+            tooLong = false;
+            length = 0;
+            while (true)
+            {
+                if (start == end && !Fill()) break;
+                if (afterCr)
+                {
+                    afterCr = false;
+                    if (buffer[start] == (byte)'\n') { start++; continue; }
+                }
+                var span = buffer.AsSpan(start, end - start);
+                int stop = span.IndexOfAny((byte)'\n', (byte)'\r');
+                int take = stop < 0 ? span.Length : stop;
+                if (!skipping) Append(span[..take]);
+                start += take;
+                if (!skipping && length > maxLineBytes)
+                {
+                    skipping = true;   // report now; the next call skips the rest
+                    LineNumber++;
+                    tooLong = true;
+                    return true;
+                }
+                if (stop < 0) continue;
+                afterCr = buffer[start] == (byte)'\r';
+                start++;
+                if (skipping) { skipping = false; length = 0; continue; }
+                LineNumber++;
+                bytes = line.AsMemory(0, length);
+                return true;
+            }
+            if (skipping || length == 0) return false;   // the last line has no terminator
+            LineNumber++;
+            bytes = line.AsMemory(0, length);
+            return true;
+        }
+
+        void Append(ReadOnlySpan<byte> part)
+        {
+            int keep = Math.Min(part.Length, maxLineBytes + 1 - length);   // one byte past the limit is enough to know
+            if (length + keep > line.Length) Array.Resize(ref line, Math.Min(maxLineBytes + 1, Math.Max(length + keep, 2 * line.Length)));
+            part[..keep].CopyTo(line.AsSpan(length));
+            length += keep;
+        }
+
+        bool Fill()
+        {
+            if (eof) return false;
+            start = 0;
+            end = stream.Read(buffer, 0, buffer.Length);
+            if (end == 0) { eof = true; return false; }
+            if (atStart)
+            {
+                atStart = false;
+                if (end >= 2 && ((buffer[0] == 0xFF && buffer[1] == 0xFE) || (buffer[0] == 0xFE && buffer[1] == 0xFF)))
+                    throw new InvalidDataException($"{source}: starts with a UTF-16 or UTF-32 byte order mark; vrft score reads UTF-8 JSON lines");
+                if (end >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF) start = 3;
+            }
+            return start < end || Fill();
+        }
     }
 }

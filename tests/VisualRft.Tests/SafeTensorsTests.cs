@@ -55,6 +55,8 @@ public class SafeTensorsTests
             { "spans", File("{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8) },
             { "impossible size", File("{\"x\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}", 8) },
             { "invalid dimension", File("{\"x\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4) },
+            { "'x' [0, 16) and 'y' [8, 24) overlap", File("{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"y\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24) },
+            { "'x' is listed twice", File("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8) },
         };
     }
 

@@ -60,4 +60,27 @@ public class HoldFinalizersTests
         Assert.False(TorchRuntime.FinalizersHeld);
         Assert.True(finalized.Wait(TimeSpan.FromSeconds(10)));
     }
+
+    [Fact]
+    public void A_long_outer_section_lets_queued_finalizers_run_when_a_nested_one_starts()
+    {
+        var recycle = TorchRuntime.GateRecycleAfter;
+        TorchRuntime.GateRecycleAfter = TimeSpan.FromMilliseconds(100);
+        try
+        {
+            var finalized = new ManualResetEventSlim();
+            using (TorchRuntime.HoldFinalizers())
+            {
+                Drop(finalized);
+                GC.Collect();
+                Assert.False(finalized.Wait(TimeSpan.FromMilliseconds(300)));
+                using (TorchRuntime.HoldFinalizers())
+                {
+                    Assert.True(finalized.IsSet);                   // drained before the nested section began
+                    Assert.True(TorchRuntime.FinalizersHeld);       // and the gate is closed again
+                }
+            }
+        }
+        finally { TorchRuntime.GateRecycleAfter = recycle; }
+    }
 }

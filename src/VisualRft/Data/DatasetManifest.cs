@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using VisualRft.IO;
 
 namespace VisualRft.Data;
 
@@ -62,6 +63,10 @@ public sealed record DatasetManifest(
     string Source)
 {
     public const int MinImageSize = 56, MaxImageSize = 448;
+    /// <summary>Manifests are small; a larger file is refused before it is read.</summary>
+    public const int MaxFileBytes = 1 << 20;
+    /// <summary>Memory a generated sample takes besides its pixels (image object, prompt and solution texts).</summary>
+    public const int SampleOverheadBytes = 4096;
 
     static readonly string[] Keys =
         ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene"];
@@ -88,13 +93,32 @@ public sealed record DatasetManifest(
         _ => [],
     };
 
+    /// <summary>Images a split generates: its size per category (detection, classification) or its size (grounding).</summary>
+    public long ImageCount(SplitSpec split) =>
+        Task == VisualTask.Grounding ? split.Size : (long)split.Size * CategoriesOf(split.Categories).Count;
+
+    /// <summary>Approximate memory one generated sample holds (3 bytes a pixel plus <see cref="SampleOverheadBytes"/>).</summary>
+    public long BytesPerImage => 3L * ImageSize * ImageSize + SampleOverheadBytes;
+
+    /// <summary>Approximate memory of the generated train and test splits together.</summary>
+    public long EstimatedBytes => (ImageCount(Train) + ImageCount(Test)) * BytesPerImage;
+
+    /// <summary>The largest size <paramref name="split"/> can be given, the other split keeping its size, for the data set
+    /// to fit in <see cref="MemoryBudget.PlanningBytes"/>.</summary>
+    public int MaxSize(DatasetSplit split)
+    {
+        var (own, other) = split == DatasetSplit.Train ? (Train, Test) : (Test, Train);
+        long perUnit = BytesPerImage * (Task == VisualTask.Grounding ? 1 : Math.Max(1, CategoriesOf(own.Categories).Count));
+        long left = MemoryBudget.PlanningBytes - ImageCount(other) * BytesPerImage;
+        return (int)Math.Clamp(left / perUnit, 0, int.MaxValue);
+    }
+
     public CategoryGroup GroupOf(string category) =>
         NovelCategories.Contains(category) ? CategoryGroup.Novel : CategoryGroup.Base;
 
     public static DatasetManifest Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"dataset manifest not found: {path}", path);
-        return Parse(File.ReadAllText(path), path);
+        return Parse(BoundedFile.ReadAllText(path, MaxFileBytes, "dataset manifest"), path);
     }
 
     /// <summary>Parses and validates manifest JSON; <paramref name="source"/> names it in errors.</summary>
@@ -150,7 +174,7 @@ public sealed record DatasetManifest(
     /// <summary>Checks the cross-key rules; throws <see cref="InvalidDataException"/> naming the source and key.</summary>
     public void Validate()
     {
-        if (!Regex.IsMatch(Name, "^[a-z0-9][a-z0-9-]*$")) throw Error(Source, "name", $"must be lower-case letters, digits and '-', got '{Name}'");
+        if (!Regex.IsMatch(Name, "^[a-z0-9][a-z0-9-]*$")) throw Error(Source, "name", $"must be lower-case letters, digits and '-', got '{Q(Name)}'");
         if (Seed < 0) throw Error(Source, "seed", $"must be a non-negative integer, got {Seed}");
         if (ImageSize < MinImageSize || ImageSize > MaxImageSize || ImageSize % 28 != 0)
             throw Error(Source, "imageSize", $"must be a multiple of 28 between {MinImageSize} and {MaxImageSize}, got {ImageSize}");
@@ -161,19 +185,19 @@ public sealed record DatasetManifest(
             VisualTask.Grounding => ("shapes-grounding", Prompts.GroundingTemplateId),
             _ => ("shapes-detection", Prompts.DetectionTemplateId),
         };
-        if (Generator != generator) throw Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Generator}'");
-        if (PromptTemplate != template) throw Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{PromptTemplate}'");
+        if (Generator != generator) throw Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Q(Generator)}'");
+        if (PromptTemplate != template) throw Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{Q(PromptTemplate)}'");
 
         var known = Task == VisualTask.Classification ? ClassificationGenerator.ClassNames : ShapeVocabulary.Categories;
         foreach (var (key, list) in new[] { ("categories.base", BaseCategories), ("categories.novel", NovelCategories) })
         {
             foreach (var c in list)
-                if (!known.Contains(c)) throw Error(Source, key, $"unknown category '{c}' for generator '{Generator}' (known: {string.Join(", ", known)})");
+                if (!known.Contains(c)) throw Error(Source, key, $"unknown category '{Q(c)}' for generator '{Generator}' (known: {string.Join(", ", known)})");
             var dup = list.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
-            if (dup != null) throw Error(Source, key, $"category '{dup.Key}' is listed twice");
+            if (dup != null) throw Error(Source, key, $"category '{Q(dup.Key)}' is listed twice");
         }
         var both = BaseCategories.Intersect(NovelCategories).FirstOrDefault();
-        if (both != null) throw Error(Source, "categories", $"'{both}' is both base and novel; the sets must be disjoint");
+        if (both != null) throw Error(Source, "categories", $"'{Q(both)}' is both base and novel; the sets must be disjoint");
         var withDistractors = Scene.MaxDistractors > 0;
         if (BaseCategories.Count + NovelCategories.Count < (withDistractors ? 2 : 1))
             throw Error(Source, "categories", withDistractors ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
@@ -192,6 +216,13 @@ public sealed record DatasetManifest(
         }
         CheckSplit("train", Train);
         CheckSplit("test", Test);
+        if (EstimatedBytes > MemoryBudget.PlanningBytes)
+        {
+            var (key, split) = ImageCount(Train) >= ImageCount(Test) ? ("train.size", Train) : ("test.size", Test);
+            throw Error(Source, key, $"{split.Size:N0} makes {ImageCount(Train) + ImageCount(Test):N0} images of {ImageSize}x{ImageSize} "
+                + $"(~{MemoryBudget.Format(EstimatedBytes)}), more than the {MemoryBudget.Format(MemoryBudget.PlanningBytes)} a data set may take here "
+                + $"(half the memory); at most {MaxSize(split == Train ? DatasetSplit.Train : DatasetSplit.Test):N0}");
+        }
         if (OpenVocabulary && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
             throw Error(Source, "train.categories", "open-vocabulary detection trains on 'base' and tests on 'novel' (visual-rft-spec.md §5.2)");
     }
@@ -236,13 +267,13 @@ public sealed record DatasetManifest(
     static IReadOnlyList<double> DoubleList(JsonElement v, string source, string key)
     {
         if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of numbers, got {v.ValueKind}");
-        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw Error(source, key, $"entries must be numbers, got {e.GetRawText()}"))];
+        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw Error(source, key, $"entries must be numbers, got {Q(e.GetRawText())}"))];
     }
 
     static void CheckKeys(JsonElement o, string[] known, string source, string prefix)
     {
         foreach (var p in o.EnumerateObject())
-            if (!known.Contains(p.Name)) throw Error(source, prefix + p.Name, $"unknown key (known: {string.Join(", ", known)})");
+            if (!known.Contains(p.Name)) throw Error(source, Q(prefix + p.Name), $"unknown key (known: {string.Join(", ", known)})");
     }
 
     static JsonElement Get(JsonElement o, string key, string source, string prefix) =>
@@ -257,13 +288,13 @@ public sealed record DatasetManifest(
     static string Str(JsonElement o, string key, string source, string prefix = "")
     {
         var v = Get(o, key, source, prefix);
-        return v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString()! : throw Error(source, prefix + key, $"must be a non-empty string, got {v.GetRawText()}");
+        return v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString()! : throw Error(source, prefix + key, $"must be a non-empty string, got {Q(v.GetRawText())}");
     }
 
     static int Int(JsonElement o, string key, string source, string prefix = "")
     {
         var v = Get(o, key, source, prefix);
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw Error(source, prefix + key, $"must be an integer, got {v.GetRawText()}");
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw Error(source, prefix + key, $"must be an integer, got {Q(v.GetRawText())}");
     }
 
     static IReadOnlyList<string> StrList(JsonElement o, string key, string source, string prefix)
@@ -271,18 +302,21 @@ public sealed record DatasetManifest(
         var v = Get(o, key, source, prefix);
         if (v.ValueKind != JsonValueKind.Array) throw Error(source, prefix + key, $"must be an array of strings, got {v.ValueKind}");
         return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && e.GetString()!.Length > 0
-            ? e.GetString()! : throw Error(source, prefix + key, $"entries must be non-empty strings, got {e.GetRawText()}"))];
+            ? e.GetString()! : throw Error(source, prefix + key, $"entries must be non-empty strings, got {Q(e.GetRawText())}"))];
     }
 
     static IReadOnlyList<int> IntList(JsonElement v, string source, string key)
     {
         if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of integers, got {v.ValueKind}");
         return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var i)
-            ? i : throw Error(source, key, $"entries must be integers, got {e.GetRawText()}"))];
+            ? i : throw Error(source, key, $"entries must be integers, got {Q(e.GetRawText())}"))];
     }
 
     static T Enum<T>(string value, Dictionary<string, T> map, string source, string key) =>
-        map.TryGetValue(value, out var t) ? t : throw Error(source, key, $"unknown value '{value}' (known: {string.Join(", ", map.Keys)})");
+        map.TryGetValue(value, out var t) ? t : throw Error(source, key, $"unknown value '{Q(value)}' (known: {string.Join(", ", map.Keys)})");
+
+    /// <summary>A manifest value quoted in a message.</summary>
+    static string Q(string value) => Excerpt.Of(value, 80);
 
     static InvalidDataException Error(string source, string key, string message) =>
         new(key.Length == 0 ? $"{source}: {message}" : $"{source}: key '{key}' {message}");

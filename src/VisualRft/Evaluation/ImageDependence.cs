@@ -28,6 +28,7 @@ public sealed partial record ImageDependence(
     public static ImageDependence Measure(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, int batchSize = 8)
     {
         if (samples.Count < 2) throw new ArgumentException("at least two samples are needed to swap images", nameof(samples));
+        using var finalizers = TorchRuntime.HoldFinalizers();
         var sums = new double[4];
         int coordinates = 0, others = 0;
         var swappedImages = samples.Select((_, i) => samples[(i + 1) % samples.Count].Image).ToList();
@@ -55,7 +56,6 @@ public sealed partial record ImageDependence(
     /// <summary>Per-token log-probabilities of each sample's target given its prompt and the given image.</summary>
     static float[][] TargetLogProbs(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, IReadOnlyList<RgbImage> images)
     {
-        using var gate = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var batch = policy.Encode(samples, images);

@@ -123,7 +123,7 @@ public static class FewShotDetection
         {
             baseline = Evaluate(policy, "base");
             using var trainer = new GrpoTrainer(policy, data.Train, reward, options.Grpo, options.RftSteps);
-            foreach (var m in trainer.Train(cancellation: cancellation))
+            foreach (var m in trainer.Train(cancellation: cancellation).Select(e => e.Metrics))
             {
                 rftSteps.Add(m);
                 onRftStep?.Invoke(m);

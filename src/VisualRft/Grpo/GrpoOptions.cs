@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using VisualRft.Training;
 
 namespace VisualRft.Grpo;
 
@@ -140,6 +141,14 @@ public sealed record GrpoOptions
         GradientAccumulation = 1, TopK = 0,
     };
 
+    /// <summary>The optimizer knobs above, in the form both trainers' optimizer takes.</summary>
+    [JsonIgnore] public OptimizerOptions Optimizer => new()
+    {
+        LearningRate = LearningRate, LrSchedule = LrSchedule, WarmupSteps = WarmupSteps, WeightDecay = WeightDecay,
+        AdamBeta1 = AdamBeta1, AdamBeta2 = AdamBeta2, AdamEpsilon = AdamEpsilon, MaxGradNorm = MaxGradNorm,
+        GradientAccumulation = GradientAccumulation,
+    };
+
     /// <summary>The reference model is needed only when the KL term is on.</summary>
     [JsonIgnore] public bool UsesReference => Beta != 0.0;
 
@@ -152,26 +161,19 @@ public sealed record GrpoOptions
         }
         Check(NumGenerations >= 2, nameof(NumGenerations), NumGenerations, "a group needs at least 2 completions (the std of one sample is undefined)");
         Check(PromptsPerMicroBatch >= 1, nameof(PromptsPerMicroBatch), PromptsPerMicroBatch, "must be >= 1");
-        Check(GradientAccumulation >= 1, nameof(GradientAccumulation), GradientAccumulation, "must be >= 1");
         Check(Enum.IsDefined(LossType), nameof(LossType), LossType, "unknown loss type");
         Check(Enum.IsDefined(RewardScaling), nameof(RewardScaling), RewardScaling, "unknown reward scaling");
-        Check(Enum.IsDefined(LrSchedule), nameof(LrSchedule), LrSchedule, "unknown schedule");
         Check(double.IsFinite(Beta) && Beta >= 0, nameof(Beta), Beta, "must be finite and >= 0");
         Check(Mu >= 1, nameof(Mu), Mu, "must be >= 1");
         Check(double.IsFinite(EpsilonLow) && EpsilonLow >= 0 && EpsilonLow < 1, nameof(EpsilonLow), EpsilonLow, "must be in [0, 1) so that 1 − ε > 0");
         Check(double.IsFinite(EpsilonHigh) && EpsilonHigh >= 0, nameof(EpsilonHigh), EpsilonHigh, "must be finite and >= 0");
-        Check(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "must be finite and > 0");
-        Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, "must be >= 0");
-        Check(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be finite and >= 0");
-        Check(AdamBeta1 is >= 0 and < 1, nameof(AdamBeta1), AdamBeta1, "must be in [0, 1)");
-        Check(AdamBeta2 is >= 0 and < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");
-        Check(double.IsFinite(AdamEpsilon) && AdamEpsilon > 0, nameof(AdamEpsilon), AdamEpsilon, "must be finite and > 0");
-        Check(double.IsFinite(MaxGradNorm) && MaxGradNorm >= 0, nameof(MaxGradNorm), MaxGradNorm, "must be finite and >= 0 (0 = no clipping)");
         Check(double.IsFinite(Temperature) && Temperature > 0, nameof(Temperature), Temperature, "must be finite and > 0");
         Check(TopK >= 0, nameof(TopK), TopK, "must be >= 0 (0 = off)");
         Check(TopP is > 0 and <= 1, nameof(TopP), TopP, "must be in (0, 1]");
         Check(MaxCompletionLength >= 1, nameof(MaxCompletionLength), MaxCompletionLength, "must be >= 1");
         Check(MaxPromptLength >= 1, nameof(MaxPromptLength), MaxPromptLength, "must be >= 1");
+        try { Optimizer.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"GrpoOptions.{e.Message}", e.ParamName, e); }
         return this;
     }
 

@@ -24,15 +24,16 @@ public sealed record StepTimings(double GenerateMs, double ReferenceMs, double P
 }
 
 /// <summary>
-/// Everything one GRPO optimizer step reports (issue 4 "Per-step metrics"; TRL's logged metrics). A skipped step
-/// (non-finite loss or gradient) keeps its rollout metrics and says why it was skipped.
+/// Everything one GRPO trainer step reports (TRL's logged metrics). A skipped step (non-finite loss or gradient) keeps its
+/// rollout metrics and says why it was skipped.
 /// </summary>
-/// <param name="Step">Optimizer steps done after this one (1-based, like HF's <c>global_step</c>).</param>
+/// <param name="Step">Trainer steps done after this one (1-based); each is μ optimizer steps.</param>
 /// <param name="Rewards">Per component mean/std.</param>
 /// <param name="Reward">Total reward mean/std.</param>
 /// <param name="FractionZeroStdGroups">Groups with all-equal rewards (TRL <c>frac_reward_zero_std</c>).</param>
 /// <param name="Kl">Masked token mean of the k3 KL; null without a reference.</param>
-/// <param name="Loss">Loss summed over the step's micro-batches (each already divided by the accumulation).</param>
+/// <param name="Loss">Loss summed over the step's micro-batches (each already divided by the accumulation); the mean over
+/// the μ iterations, like <paramref name="Kl"/> and <paramref name="ClipFraction"/>.</param>
 /// <param name="ClipFraction">Share of tokens in the clipped region (TRL <c>clip_ratio/region_mean</c>).</param>
 /// <param name="GradNorm">Global gradient 2-norm before clipping; NaN/inf when the step was skipped for it.</param>
 /// <param name="CompletionLength">Mean completion length in tokens (through the end token).</param>
@@ -41,6 +42,7 @@ public sealed record StepTimings(double GenerateMs, double ReferenceMs, double P
 /// <param name="TokensPerSecond">Generated tokens / generation seconds.</param>
 /// <param name="Skipped">True when the optimizer step was not applied (weights untouched).</param>
 /// <param name="SkipReason">Why, e.g. "loss is NaN at micro-batch 2" or "non-finite gradient in lm_head.weight".</param>
+/// <param name="OptimizerStep">Optimizer steps done after this trainer step (HF's <c>global_step</c>).</param>
 public sealed record StepMetrics(
     int Step,
     IReadOnlyDictionary<string, RewardStat> Rewards,
@@ -55,4 +57,22 @@ public sealed record StepMetrics(
     StepTimings Time,
     double TokensPerSecond,
     bool Skipped = false,
-    string? SkipReason = null);
+    string? SkipReason = null,
+    int OptimizerStep = 0)
+{
+    /// <summary>The metrics of trainer step <paramref name="step"/> from its scored micro-batches and its update.</summary>
+    public static StepMetrics Of(int step, IReadOnlyList<AdvantageBatch> batches, UpdateResult update)
+    {
+        var rewards = batches.SelectMany(b => b.Scored.Rewards).ToList();
+        var components = batches[0].Scored.Reward.Components.ToDictionary(c => c.Name, c => rewards.Select(r => r[c.Name]).ToArray());
+        var completions = batches.SelectMany(b => b.Rollout.Completions).ToList();
+        var generateMs = batches.Sum(b => b.Rollout.GenerateMs);
+        var groups = batches.Sum(b => b.ZeroStdGroups.Length);
+        var zeroStd = batches.Sum(b => b.ZeroStdGroups.Count(z => z));
+        return new StepMetrics(step, RewardStat.OfComponents(components), RewardStat.Of(rewards.Select(r => r.Total).ToArray()),
+            groups == 0 ? 0 : zeroStd / (double)groups, update.Kl, update.Loss, update.ClipFraction, update.GradNorm,
+            completions.Average(c => c.Tokens), update.LearningRate,
+            new StepTimings(generateMs, batches.Sum(b => b.Rollout.ReferenceMs), update.PolicyMs, update.OptimizerMs),
+            completions.Sum(c => c.Tokens) / Math.Max(generateMs / 1000.0, 1e-9), update.Skipped, update.SkipReason, update.OptimizerStep);
+    }
+}

@@ -26,6 +26,12 @@ public static class SafeTensors
         ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1), ["U8"] = (ScalarType.Byte, 1), ["BOOL"] = (ScalarType.Bool, 1),
     };
 
+    /// <summary>Whether a safetensors dtype name is a floating-point type.</summary>
+    public static bool IsFloatingPoint(string dtype) => dtype is "F64" or "F32" or "F16" or "BF16";
+
+    /// <summary>The safetensors name of a dtype (<c>F32</c>, <c>BF16</c>, …), or null for one the format lacks.</summary>
+    public static string? DTypeName(ScalarType type) => DTypes.FirstOrDefault(kv => kv.Value.Type == type).Key;
+
     /// <summary>Reads and validates the header of <paramref name="path"/>.</summary>
     public static (IReadOnlyList<SafeTensorInfo> Tensors, long DataStart, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
     {
@@ -51,6 +57,7 @@ public static class SafeTensors
 
         var tensors = new List<SafeTensorInfo>();
         var metadata = new Dictionary<string, string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in doc.RootElement.EnumerateObject())
         {
             if (p.Name == "__metadata__")
@@ -60,7 +67,16 @@ public static class SafeTensors
                         metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                 continue;
             }
+            if (!names.Add(p.Name)) throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' is listed twice");
             tensors.Add(ParseEntry(path, p, dataLength));
+        }
+        // Two tensors sharing bytes would alias each other's weights (the reference reader refuses them too).
+        SafeTensorInfo? previous = null;
+        foreach (var t in tensors.Where(t => t.End > t.Begin).OrderBy(t => t.Begin))
+        {
+            if (previous is not null && t.Begin < previous.End)
+                throw Bad(path, $"tensors '{Excerpt.Of(previous.Name)}' [{previous.Begin}, {previous.End}) and '{Excerpt.Of(t.Name)}' [{t.Begin}, {t.End}) overlap");
+            previous = t;
         }
         return (tensors, dataStart, metadata);
     }
@@ -72,22 +88,22 @@ public static class SafeTensors
             || !e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String
             || !e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array
             || !e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
-            throw Bad(path, $"tensor '{p.Name}' lacks dtype, shape or data_offsets");
+            throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' lacks dtype, shape or data_offsets");
         var dtype = dt.GetString()!;
-        if (!DTypes.TryGetValue(dtype, out var info)) throw Bad(path, $"tensor '{p.Name}' has unsupported dtype {dtype}");
+        if (!DTypes.TryGetValue(dtype, out var info)) throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' has unsupported dtype {Excerpt.Of(dtype, 20)}");
         var shape = new long[sh.GetArrayLength()];
         long count = 1;
         int i = 0;
         foreach (var d in sh.EnumerateArray())
         {
-            if (!d.TryGetInt64(out var v) || v < 0) throw Bad(path, $"tensor '{p.Name}' has an invalid dimension {d.GetRawText()}");
+            if (!d.TryGetInt64(out var v) || v < 0) throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' has an invalid dimension {Excerpt.Of(d.GetRawText(), 40)}");
             shape[i++] = v;
-            count = v == 0 ? 0 : count > long.MaxValue / v ? throw Bad(path, $"tensor '{p.Name}' has an impossible size") : count * v;
+            count = v == 0 ? 0 : count > long.MaxValue / v ? throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' has an impossible size") : count * v;
         }
         if (!off[0].TryGetInt64(out var begin) || !off[1].TryGetInt64(out var end) || begin < 0 || end < begin || end > dataLength)
-            throw Bad(path, $"tensor '{p.Name}' has offsets {off.GetRawText()} outside the {dataLength} data bytes (truncated file?)");
+            throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' has offsets {Excerpt.Of(off.GetRawText(), 60)} outside the {dataLength} data bytes (truncated file?)");
         if (count > long.MaxValue / info.Size || end - begin != count * info.Size)
-            throw Bad(path, $"tensor '{p.Name}' declares shape [{string.Join(",", shape)}] {dtype} ({count * (long)info.Size} bytes) but spans {end - begin} bytes");
+            throw Bad(path, $"tensor '{Excerpt.Of(p.Name)}' declares shape [{string.Join(",", shape)}] {dtype} ({count * (long)info.Size} bytes) but spans {end - begin} bytes");
         return new SafeTensorInfo(p.Name, dtype, shape, begin, end);
     }
 
@@ -122,48 +138,75 @@ public static class SafeTensors
         return tensor;
     }
 
-    /// <summary>
-    /// Loads a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards listed in
-    /// <c>model.safetensors.index.json</c>.
-    /// </summary>
-    public static Dictionary<string, Tensor> LoadFolder(string folder, ScalarType? floatType = null)
-    {
-        var result = new Dictionary<string, Tensor>();
-        foreach (var file in CheckpointFiles(folder))
-            foreach (var (k, v) in Load(file, floatType)) result[k] = v;
-        return result;
-    }
+    /// <summary>Index files list a few thousand tensors; a larger one is refused before it is read.</summary>
+    public const int MaxIndexBytes = 64 << 20;
 
     /// <summary>
-    /// The weight files of a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards listed in
-    /// <c>model.safetensors.index.json</c>, checked to exist and to hold every tensor the index maps to them.
+    /// The weight files of a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards that
+    /// <c>model.safetensors.index.json</c> lists, each of which must be a relative path inside the folder.
     /// </summary>
-    public static IReadOnlyList<string> CheckpointFiles(string folder)
+    public static IReadOnlyList<string> FolderFiles(string folder)
     {
         var single = Path.Combine(folder, "model.safetensors");
         if (File.Exists(single)) return [single];
         var index = Path.Combine(folder, "model.safetensors.index.json");
         if (!File.Exists(index))
             throw new FileNotFoundException($"neither model.safetensors nor model.safetensors.index.json exists in {folder}", single);
-        using var doc = JsonDocument.Parse(File.ReadAllText(index));
-        if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"{index}: missing 'weight_map'");
-        var shards = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToList();
-        var names = new Dictionary<string, HashSet<string>>();
-        foreach (var shard in shards)
+        var root = Path.GetFullPath(folder);
+        var files = new List<string>();
+        foreach (var (tensor, shard) in WeightMap(index))
         {
-            var shardPath = Path.Combine(folder, shard);
-            if (!File.Exists(shardPath)) throw new FileNotFoundException($"{index} names shard {shard}, which is missing", shardPath);
-            names[shard] = ReadHeader(shardPath).Tensors.Select(t => t.Name).ToHashSet();
+            var full = Path.GetFullPath(Path.Combine(root, shard));
+            if (Path.IsPathRooted(shard) || shard.Split('/', '\\').Contains("..") || !full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw new InvalidDataException($"{index}: tensor '{Excerpt.Of(tensor)}' is mapped to '{Excerpt.Of(shard)}', which is not a file inside the model folder");
+            if (!files.Contains(full)) files.Add(full);
         }
-        foreach (var p in map.EnumerateObject())
-            if (!names[p.Value.GetString()!].Contains(p.Name))
-                throw new InvalidDataException($"{index} maps '{p.Name}' to {p.Value.GetString()}, but that shard has no such tensor");
-        return [.. shards.Select(s => Path.Combine(folder, s))];
+        foreach (var f in files)
+            if (!File.Exists(f)) throw new FileNotFoundException($"{index} names shard {Path.GetRelativePath(root, f)}, which is missing", f);
+        return files;
     }
 
-    /// <summary>The safetensors name of a dtype (<c>F32</c>, <c>BF16</c>, …), or null for one the format lacks.</summary>
-    public static string? DTypeName(ScalarType type) => DTypes.FirstOrDefault(kv => kv.Value.Type == type).Key;
+    static List<(string Tensor, string Shard)> WeightMap(string index)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(BoundedFile.ReadAllText(index, MaxIndexBytes, "safetensors index")); }
+        catch (JsonException e) { throw new InvalidDataException($"{index}: not valid JSON: {e.Message}", e); }
+        using var _ = doc;
+        if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            throw new InvalidDataException($"{index}: missing 'weight_map' (an object of tensor name → shard file)");
+        return [.. map.EnumerateObject().Select(p => p.Value.ValueKind == JsonValueKind.String && p.Value.GetString()!.Length > 0 ? (p.Name, p.Value.GetString()!)
+            : throw new InvalidDataException($"{index}: key 'weight_map.{Excerpt.Of(p.Name)}' must be a shard file name, got {Excerpt.Of(p.Value.GetRawText(), 40)}"))];
+    }
+
+    /// <summary>The headers of every weight file of a checkpoint folder (see <see cref="FolderFiles"/>), as tensor name →
+    /// (entry, file); a tensor stored in two files is an error.</summary>
+    public static IReadOnlyDictionary<string, (SafeTensorInfo Info, string File)> ReadFolderHeaders(string folder)
+    {
+        var result = new Dictionary<string, (SafeTensorInfo, string)>(StringComparer.Ordinal);
+        foreach (var file in FolderFiles(folder))
+            foreach (var t in ReadHeader(file).Tensors)
+                if (!result.TryAdd(t.Name, (t, file)))
+                    throw new InvalidDataException($"{file}: tensor '{Excerpt.Of(t.Name)}' is also stored in {result[t.Name].Item2}");
+        return result;
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards listed in
+    /// <c>model.safetensors.index.json</c> (see <see cref="FolderFiles"/>).
+    /// </summary>
+    public static Dictionary<string, Tensor> LoadFolder(string folder, ScalarType? floatType = null)
+    {
+        var headers = ReadFolderHeaders(folder);
+        var index = Path.Combine(folder, "model.safetensors.index.json");
+        if (!File.Exists(Path.Combine(folder, "model.safetensors")))
+            foreach (var (tensor, shard) in WeightMap(index))
+                if (!headers.ContainsKey(tensor))
+                    throw new InvalidDataException($"{index} maps '{Excerpt.Of(tensor)}' to {Excerpt.Of(shard)}, but that shard has no such tensor");
+        var result = new Dictionary<string, Tensor>();
+        foreach (var file in FolderFiles(folder))
+            foreach (var (k, v) in Load(file, floatType)) result[k] = v;
+        return result;
+    }
 
     /// <summary>Writes tensors (sorted by name, as the Python library does) atomically: a temporary file, then a rename.</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)

@@ -27,39 +27,57 @@ public sealed class Qwen2VLImageProcessor
     public int Factor => PatchSize * MergeSize;
     public int PatchDim => 3 * TemporalPatchSize * PatchSize * PatchSize;
 
+    /// <summary>Largest <see cref="MaxPixels"/> (and <see cref="MinPixels"/>) accepted from a file: four times the Qwen2-VL
+    /// default, about the 50-megapixel decode limit; the resized image and its patches are allocated from these.</summary>
+    public const long PixelLimit = 4 * 16384L * 28 * 28;
+
     /// <summary>Reads <c>preprocessor_config.json</c>; explicit min_pixels/max_pixels win over the newer
-    /// <c>size: {shortest_edge, longest_edge}</c> form (spec §1.3).</summary>
+    /// <c>size: {shortest_edge, longest_edge}</c> form (spec §1.3). Every value is checked (types, sizes, finite
+    /// mean, a std that does not blow pixels up) with errors naming the key and the file.</summary>
     public static Qwen2VLImageProcessor FromPreprocessorConfig(string path)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(IO.BoundedFile.ReadAllText(path, 1 << 20, "preprocessor config")); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
+        using var _ = doc;
         var r = doc.RootElement;
-        long? Long(string key) => r.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
-        int Int(string key, int dflt) => (int)(Long(key) ?? dflt);
-        float[] Floats(string key, float[] dflt)
+        if (r.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: the top level is not a JSON object");
+        InvalidDataException Bad(string key, string rule, JsonElement v) =>
+            new($"{path}: key '{key}' must be {rule}, got {IO.Excerpt.Of(v.GetRawText(), 40)}");
+        long? Long(JsonElement o, string key, string name, long min, long max)
+        {
+            if (!o.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+            return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var x) && x >= min && x <= max ? x : throw Bad(name, $"an integer between {min:N0} and {max:N0}", v);
+        }
+        int Int(string key, int dflt, int max) => (int)(Long(r, key, key, 1, max) ?? dflt);
+        float[] Floats(string key, float[] dflt, float min, float max)
         {
             if (!r.TryGetProperty(key, out var v)) return dflt;
-            var a = v.EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            if (a.Length != 3) throw new InvalidDataException($"{path}: '{key}' must have 3 values, got {a.Length}");
-            return a;
+            string rule = $"3 numbers between {min} and {max}";
+            if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() != 3) throw Bad(key, rule, v);
+            return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetSingle(out var f) && float.IsFinite(f) && f >= min && f <= max ? f : throw Bad(key, rule, v))];
         }
         long? sizeMin = null, sizeMax = null;
         if (r.TryGetProperty("size", out var size) && size.ValueKind == JsonValueKind.Object)
         {
-            if (size.TryGetProperty("shortest_edge", out var s)) sizeMin = s.GetInt64();
-            if (size.TryGetProperty("longest_edge", out var l)) sizeMax = l.GetInt64();
+            sizeMin = Long(size, "shortest_edge", "size.shortest_edge", 1, PixelLimit);
+            sizeMax = Long(size, "longest_edge", "size.longest_edge", 1, PixelLimit);
         }
         var p = new Qwen2VLImageProcessor
         {
-            PatchSize = Int("patch_size", 14),
-            TemporalPatchSize = Int("temporal_patch_size", 2),
-            MergeSize = Int("merge_size", 2),
-            MinPixels = Long("min_pixels") ?? sizeMin ?? 56 * 56,
-            MaxPixels = Long("max_pixels") ?? sizeMax ?? 16384L * 28 * 28,
-            ImageMean = Floats("image_mean", ClipMean),
-            ImageStd = Floats("image_std", ClipStd),
+            PatchSize = Int("patch_size", 14, 64),
+            TemporalPatchSize = Int("temporal_patch_size", 2, 16),
+            MergeSize = Int("merge_size", 2, 16),
+            MinPixels = Long(r, "min_pixels", "min_pixels", 1, PixelLimit) ?? sizeMin ?? 56 * 56,
+            MaxPixels = Long(r, "max_pixels", "max_pixels", 1, PixelLimit) ?? sizeMax ?? 16384L * 28 * 28,
+            ImageMean = Floats("image_mean", ClipMean, -10, 10),
+            // Pixels are divided by the std: a tiny one turns them into huge (or infinite) values.
+            ImageStd = Floats("image_std", ClipStd, 1e-3f, 1e3f),
         };
-        if (p.PatchSize <= 0 || p.TemporalPatchSize <= 0 || p.MergeSize <= 0 || p.MinPixels <= 0 || p.MaxPixels < p.MinPixels)
-            throw new InvalidDataException($"{path}: invalid processor settings (patch {p.PatchSize}, temporal {p.TemporalPatchSize}, merge {p.MergeSize}, pixels {p.MinPixels}..{p.MaxPixels})");
+        if (p.MaxPixels < p.MinPixels)
+            throw new InvalidDataException($"{path}: key 'max_pixels' ({p.MaxPixels:N0}) must not be below min_pixels ({p.MinPixels:N0})");
+        if (p.MaxPixels < (long)p.Factor * p.Factor)
+            throw new InvalidDataException($"{path}: key 'max_pixels' ({p.MaxPixels:N0}) must hold one merged patch, (patch_size × merge_size)² = {(long)p.Factor * p.Factor:N0}");
         return p;
     }
 

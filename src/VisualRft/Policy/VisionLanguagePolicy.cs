@@ -1,5 +1,6 @@
 using TorchSharp;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Imaging;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Text;
@@ -25,19 +26,37 @@ public sealed class VisionLanguagePolicy : IDisposable
         Model = model;
         Processor = processor;
         var tok = processor.Tokenizer;
-        if (tok.VocabSize > model.Config.Text.VocabSize)
-            throw new ArgumentException($"the tokenizer has {tok.VocabSize} tokens but the model's vocabulary is {model.Config.Text.VocabSize}");
-        var image = tok.RequireId(Qwen2Tokenizer.ImagePad);
-        if (image != model.Config.ImageTokenId)
-            throw new ArgumentException($"the tokenizer's {Qwen2Tokenizer.ImagePad} is id {image} but the model config says image_token_id {model.Config.ImageTokenId}");
+        Compatible(model.Config, tok, e => new ArgumentException(e));
         StopTokenIds = new long[] { tok.RequireId(Qwen2Tokenizer.ImEnd), tok.RequireId(Qwen2Tokenizer.EndOfText) };
+    }
+
+    static void Compatible(Qwen2VLConfig config, Qwen2Tokenizer tok, Func<string, Exception> error)
+    {
+        if (tok.VocabSize > config.Text.VocabSize)
+            throw error($"the tokenizer has {tok.VocabSize} tokens but the model's vocabulary is {config.Text.VocabSize}");
+        var image = tok.RequireId(Qwen2Tokenizer.ImagePad);
+        if (image != config.ImageTokenId)
+            throw error($"the tokenizer's {Qwen2Tokenizer.ImagePad} is id {image} but the model config says image_token_id {config.ImageTokenId}");
     }
 
     /// <summary>Loads a local Hugging Face folder (weights, config, tokenizer, preprocessor config).</summary>
     public static VisionLanguagePolicy FromPretrained(string folder, Device? device = null) =>
         new(Qwen2VLForConditionalGeneration.FromPretrained(folder, device), Qwen2VLProcessor.FromFolder(folder));
 
+    /// <summary>Checks what <see cref="FromPretrained"/> would load without allocating the model
+    /// (<see cref="Qwen2VLForConditionalGeneration.CheckFolder"/>, the tokenizer and preprocessor files, and that they fit
+    /// the config), so that a command can refuse a bad folder before it starts its work.</summary>
+    public static void Check(string folder)
+    {
+        var config = Qwen2VLForConditionalGeneration.CheckFolder(folder);
+        try { Compatible(config, Qwen2VLProcessor.FromFolder(folder).Tokenizer, e => new InvalidDataException($"{folder}: {e}")); }
+        catch (Exception e) when (e is ArgumentException or KeyNotFoundException) { throw new InvalidDataException($"{folder}: {e.Message}", e); }
+    }
+
     public Device Device => Model.Device;
+
+    /// <summary>The frame the model writes boxes in: 0–1000 for Qwen2-VL, resized-image pixels for Qwen2.5-VL (spec §3.2).</summary>
+    public CoordinateFrame AnswerFrame => Model.Config.IsQwen25 ? CoordinateFrame.ResizedPixels : CoordinateFrame.Normalized1000;
     public int PadTokenId => Processor.PadTokenId;
 
     /// <summary>

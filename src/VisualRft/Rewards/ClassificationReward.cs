@@ -1,3 +1,4 @@
+using VisualRft.IO;
 using VisualRft.Rewards.Parsing;
 
 namespace VisualRft.Rewards;
@@ -64,10 +65,10 @@ public sealed class ClassificationReward : TaskReward
         bool ok = answer.Normalized == gt || (aliases.TryGetValue(gt, out var set) && set.Contains(answer.Normalized));
         if (ok) return ([1, format], answer, null);
         return ([0, format], answer, ClassNames.NamesSeveral(answer.AnswerText)
-            ? new(ParseFailureKind.MultipleClasses, $"'{answer.AnswerText}' names several classes")
+            ? new(ParseFailureKind.MultipleClasses, $"'{Excerpt.Of(answer.AnswerText)}' names several classes")
             : Wrong(answer, gt));
     }
 
     static ParseFailure Wrong(ClassificationAnswer answer, string gt) =>
-        new(ParseFailureKind.WrongClass, $"'{answer.Normalized}' does not match '{gt}'");
+        new(ParseFailureKind.WrongClass, $"'{Excerpt.Of(answer.Normalized)}' does not match '{Excerpt.Of(gt)}'");
 }

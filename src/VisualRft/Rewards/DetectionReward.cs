@@ -29,7 +29,9 @@ namespace VisualRft.Rewards;
 /// <item>§4.5: R_IoU = Σ matched IoU ÷ max(n_gt, n_pred), capped at 1.</item>
 /// <item>§4.6: R_conf = mean over predictions of (c if matched else 1 − c), clipped to [0, 1]; confidences are not range
 /// checked. A <b>NaN confidence makes R_conf NaN</b> (both clip tests are false for NaN), so the total is NaN, as in the
-/// original ([I#115]); so does a sum that meets +∞ and −∞. No other component can be NaN.</item>
+/// original ([I#115]); so does a sum that meets +∞ and −∞ — an ∞ literal, or finite confidences near ±10^308 whose
+/// terms overflow (e.g. 1e308 and −1e308 unmatched), exactly as Python's float arithmetic does. No other component can
+/// be NaN.</item>
 /// <item>§4.7: anything the Python code would raise on — missing or lower-case keys, a string or <c>null</c> confidence, a
 /// 5-element Position, a list of lists — gives 0/0; but a malformed later box that is never compared (all GT already
 /// matched) does not, exactly as in Python.</item>
@@ -49,7 +51,7 @@ public sealed class DetectionReward : TaskReward
     [
         new("iou", "Σ matched IoU ÷ max(n_gt, n_pred), greedy confidence-ordered matching at IoU > 0.5, capped at 1 (spec §4.4–4.5)", 0, 1),
         new("confidence", preset == RewardPreset.VisualRft
-            ? "mean of c (matched) or 1 − c (unmatched), clipped to [0, 1]; NaN if a confidence is NaN (spec §4.6)"
+            ? "mean of c (matched) or 1 − c (unmatched), clipped to [0, 1]; NaN for a NaN confidence or an overflowing sum (spec §4.6)"
             : "mean of c (matched) or 1 − c (unmatched); confidences must be finite and in [0, 1]", 0, 1),
         FormatComponent(preset),
     ])
@@ -60,8 +62,8 @@ public sealed class DetectionReward : TaskReward
         double format = Format(completion, Preset);
         if (Preset == RewardPreset.VisualRft)
         {
-            var (iou, conf, failure) = OfficialDetection.Score(completion, solution);
-            return ([iou, conf, format], OfficialDetection.Parse(completion), failure);
+            var (iou, conf, failure, read) = OfficialDetection.Score(completion, solution);
+            return ([iou, conf, format], read, failure);
         }
         var answer = Answers.ParseDetection(completion, RewardPreset.Strict);
         var (sIou, sConf, sFailure) = ScoreStrict(answer, StrictDetection.ParseAnswer(Answers.Answer(solution, VisualTask.Detection, RewardPreset.Strict)));
@@ -74,27 +76,20 @@ public sealed class DetectionReward : TaskReward
         if (answer.Failure is not null) return (0, 0, answer.Failure);
         var gt = truth.Boxes.Select(b => b.Position.Normalized()).ToArray();
         var preds = new List<DetectionBox>();
+        var seen = new HashSet<Box>();
         foreach (var b in answer.Boxes)
         {
             var p = b with { Position = b.Position.Normalized() };
-            if (!preds.Any(q => q.Position == p.Position)) preds.Add(p);   // §4.3.5 duplicate removal, kept
+            if (seen.Add(p.Position)) preds.Add(p);   // §4.3.5 duplicate removal (first kept), in linear time
         }
         if (preds.Count == 0)
             return gt.Length == 0 ? (1, 1, null) : (0, 0, new(ParseFailureKind.NoBox, $"no boxes predicted; the solution has {gt.Length}"));
-        var matched = new bool[gt.Length];
         double iouSum = 0, confSum = 0;
-        foreach (var p in preds.OrderByDescending(p => p.Confidence))   // stable, like Python's sorted
+        foreach (var m in DetectionMatching.Greedy(gt, preds))
         {
-            double best = 0;
-            int bestJ = -1;
-            for (int j = 0; j < gt.Length; j++)
-            {
-                if (matched[j]) continue;
-                double iou = Box.IoU(gt[j], p.Position);
-                if (iou > best) { best = iou; bestJ = j; }
-            }
-            if (best > 0.5) { matched[bestJ] = true; iouSum += best; confSum += p.Confidence; }
-            else confSum += 1 - p.Confidence;
+            var c = preds[m.Prediction].Confidence;
+            if (m.Matched) { iouSum += m.Iou; confSum += c; }
+            else confSum += 1 - c;
         }
         double rIou = Math.Min(1.0, iouSum / Math.Max(gt.Length, preds.Count));
         return (rIou, Math.Clamp(confSum / preds.Count, 0, 1), null);

@@ -25,17 +25,21 @@ namespace VisualRft.Rewards;
 /// answer coordinates in [0, 1000], giou ∈ [1 − 1/A, 1 + 1/A]. Proof: with C the enclosing-box area, C ≥ A, the value is
 /// iou + union/C; iou ∈ [0, 1] and iou &gt; 0 only for a well-formed prediction, where union ≤ C gives ≤ 2 ≤ 1 + 1/A;
 /// otherwise iou = 0 and union = A + A_pred with |A_pred| ≤ 1, so union/C ∈ [(A − 1)/A, (A + 1)/A]. Larger
-/// coordinates widen it without bound.</para>
+/// coordinates widen it without bound, and coordinates above about 10^157 (numbers of 158 digits or more, which the
+/// regex accepts; Python's <c>int(x) / 1000</c> stays finite up to 10^311) overflow the official float areas to ±∞, so
+/// the official GIoU is NaN or −∞: reproduced here (checked against the formula run in CPython), like the detection
+/// reward's NaN confidence. Longer numbers raise OverflowError in the original, so 0.</para>
 /// <para><b>strict</b>: answer read with DOTALL; exactly one box (ASCII digits, decimals allowed), else 0 (none, or
 /// several: <see cref="ParseFailureKind.MultipleBoxes"/>); corners normalised (min/max) in both answer and solution; no
-/// exact-string shortcut; empty answer 0. Range: giou ∈ [0, 2].</para>
+/// exact-string shortcut; empty answer 0; GIoU computed without overflow for any finite coordinates. Range: giou ∈
+/// [0, 2], always finite.</para>
 /// </remarks>
 public sealed class GroundingReward : TaskReward
 {
     public GroundingReward(RewardPreset preset = RewardPreset.VisualRft) : base(VisualTask.Grounding, preset,
     [
         new("giou", preset == RewardPreset.VisualRft
-            ? "GIoU + 1 of the official corner pairing, or 2 for an exact string match (spec §4.9); leaves [0, 2] for inverted corners"
+            ? "GIoU + 1 of the official corner pairing, or 2 for an exact string match (spec §4.9); leaves [0, 2] for inverted corners, NaN for coordinates over ~10^157"
             : "GIoU + 1 of the single answer box with normalised corners", preset == RewardPreset.VisualRft ? double.NegativeInfinity : 0,
             preset == RewardPreset.VisualRft ? double.PositiveInfinity : 2),
         FormatComponent(preset),
@@ -47,7 +51,7 @@ public sealed class GroundingReward : TaskReward
         double format = Format(completion, Preset);
         string answerText = Answers.Answer(completion, VisualTask.Grounding, Preset);
         string truthText = Preset == RewardPreset.VisualRft
-            ? PyText.SearchGroupOrWhole(Answers.AnswerSingleLine(), solution)
+            ? Answers.SearchAnswerOrWhole(solution, dotAll: false)
             : Answers.Answer(solution, VisualTask.Grounding, Preset);
         var answer = GroundingParsing.Parse(answerText, Preset);
         var truth = GroundingParsing.Parse(truthText, Preset);
@@ -55,13 +59,27 @@ public sealed class GroundingReward : TaskReward
         ParseFailure? failure = null;
         if (truth.Box is not { } t) failure = new(ParseFailureKind.InvalidSolution, $"solution: {truth.Failure?.Message}");
         else if (answer.Box is not { } a) failure = answer.Failure;
-        else giou = Box.GIoU(PerMille(t), PerMille(a)) + 1;
+        else giou = (Preset == RewardPreset.VisualRft ? Box.GIoU(PerMille(t), PerMille(a)) : ScaledGIoU(PerMille(t), PerMille(a))) + 1;
         if (Preset == RewardPreset.VisualRft)
         {
             if (answerText == truthText) return ([2.0, format], answer, null);   // §4.9.5 exact-string shortcut, applied last
             return ([giou, format], answer, failure);
         }
         return ([Math.Clamp(giou, 0, 2), format], answer, failure);
+    }
+
+    /// <summary>
+    /// GIoU computed on both boxes scaled by one power of two that brings the largest coordinate near 1. Scaling by a
+    /// power of two is exact, so the result is the unscaled one bit for bit whenever that one does not overflow; for
+    /// coordinates beyond ~10^154 the areas would overflow to ∞ and the GIoU become NaN, and here it stays the true
+    /// (scale-invariant) value. strict only: the official arithmetic overflows (see the remarks).
+    /// </summary>
+    static double ScaledGIoU(Box a, Box b)
+    {
+        double largest = new[] { a.X1, a.Y1, a.X2, a.Y2, b.X1, b.Y1, b.X2, b.Y2 }.Max(Math.Abs);
+        if (largest < 1e150) return Box.GIoU(a, b);
+        double s = Math.ScaleB(1, -Math.ILogB(largest));
+        return Box.GIoU(a.Scale(s, s), b.Scale(s, s));
     }
 
     /// <summary><c>int(x) / 1000</c> per coordinate, as the original (division, not multiplication by 0.001).</summary>

@@ -29,6 +29,11 @@ public sealed class Qwen2Tokenizer
     readonly bool ignoreMerges;
     readonly ConcurrentDictionary<string, int[]> cache = new(StringComparer.Ordinal);
 
+    /// <summary>Largest token id accepted (2^24; Qwen's largest is 151,656).</summary>
+    public const int MaxTokenId = 1 << 24;
+    /// <summary>Tokenizer files are a few MB (Qwen2's tokenizer.json: 7 MB); a larger one is refused before it is read.</summary>
+    public const int MaxFileBytes = 64 << 20;
+
     /// <summary>Id of the padding token (tokenizer_config <c>pad_token</c>, else <c>&lt;|endoftext|&gt;</c>), if any.</summary>
     public int? PadTokenId { get; init; }
 
@@ -46,14 +51,21 @@ public sealed class Qwen2Tokenizer
                 throw new InvalidDataException($"{source}: added token '{t.Content}' has id {t.Id} but the vocabulary gives it {vid}");
             added[t.Content] = t;
         }
-        addedById = addedTokens.ToDictionary(t => t.Id);
+        addedById = new Dictionary<int, AddedToken>();
+        foreach (var t in addedTokens)
+            if (!addedById.TryAdd(t.Id, t)) throw new InvalidDataException($"{source}: added tokens '{Excerpt.Of(addedById[t.Id].Content, 40)}' and '{Excerpt.Of(t.Content, 40)}' share id {t.Id}");
         addedByFirstChar = addedTokens.GroupBy(t => t.Content[0])
             .ToDictionary(g => g.Key, g => g.Select(t => t.Content).OrderByDescending(c => c.Length).ToArray());
+        // The id → token table is as long as the largest id: ids must be dense, or one id of 5·10^8 would allocate gigabytes.
+        long limit = Math.Min(MaxTokenId, 2L * (vocab.Count + addedTokens.Count) + 65_536);
+        foreach (var (tok, id) in this.vocab.Select(kv => (kv.Key, kv.Value)).Concat(addedTokens.Select(t => (t.Content, t.Id))))
+            if (id < 0 || id > limit)
+                throw new InvalidDataException($"{source}: token '{Excerpt.Of(tok, 40)}' has id {id:N0}; ids must be between 0 and {limit:N0} "
+                    + $"for {vocab.Count + addedTokens.Count:N0} tokens (ids are dense)");
         int size = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max() + 1, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
         idToToken = new string[size];
         foreach (var (tok, id) in this.vocab)
         {
-            if (id < 0) throw new InvalidDataException($"{source}: token '{tok}' has negative id {id}");
             if (idToToken[id] != null) throw new InvalidDataException($"{source}: id {id} is used by both '{idToToken[id]}' and '{tok}'");
             idToToken[id] = tok;
         }
@@ -67,7 +79,7 @@ public sealed class Qwen2Tokenizer
         {
             var (a, b) = merges[r];
             if (!this.vocab.TryGetValue(a, out var ia) || !this.vocab.TryGetValue(b, out var ib) || !this.vocab.TryGetValue(a + b, out var iab))
-                throw new InvalidDataException($"{source}: merge {r} '{a} {b}' uses a token that is not in the vocabulary");
+                throw new InvalidDataException($"{source}: merge {r} '{Excerpt.Of(a + " " + b, 60)}' uses a token that is not in the vocabulary");
             this.merges.TryAdd((ia, ib), (r, iab));                         // first (highest-priority) rank wins, as in HF
         }
         PadTokenId = TokenToId(EndOfText);
@@ -171,7 +183,7 @@ public sealed class Qwen2Tokenizer
     public static Qwen2Tokenizer FromFolder(string folder)
     {
         var cfgPath = Path.Combine(folder, "tokenizer_config.json");
-        JsonNode? cfg = File.Exists(cfgPath) ? JsonNode.Parse(File.ReadAllText(cfgPath)) : null;
+        JsonNode? cfg = File.Exists(cfgPath) ? ReadJson(cfgPath) : null;
         var json = Path.Combine(folder, "tokenizer.json");
         Qwen2Tokenizer tok;
         if (File.Exists(json)) tok = FromTokenizerJson(json);
@@ -184,12 +196,22 @@ public sealed class Qwen2Tokenizer
             var addedTokens = new List<AddedToken>();
             if (cfg?["added_tokens_decoder"] is JsonObject dec)
                 foreach (var (id, v) in dec)
-                    addedTokens.Add(new AddedToken(Str(v, "content", cfgPath), int.Parse(id), v?["special"]?.GetValue<bool>() ?? true));
+                    addedTokens.Add(new AddedToken(Str(v, "content", cfgPath),
+                        int.TryParse(id, System.Globalization.NumberStyles.None, null, out var n) ? n
+                            : throw new InvalidDataException($"{cfgPath}: key 'added_tokens_decoder.{Excerpt.Of(id, 40)}' is not a token id"),
+                        Bool(v?["special"], "added_tokens_decoder.special", cfgPath) ?? true));
             tok = FromVocabAndMerges(vocabPath, mergesPath, addedTokens);
         }
-        var pad = cfg?["pad_token"] switch { JsonValue v when v.TryGetValue(out string? s) => s, JsonObject o => o["content"]?.GetValue<string>(), _ => null };
+        var pad = cfg?["pad_token"] switch
+        {
+            JsonValue v when v.TryGetValue(out string? s) => s,
+            JsonObject o => o["content"] is JsonValue c && c.TryGetValue(out string? s) ? s : throw new InvalidDataException($"{cfgPath}: key 'pad_token.content' must be a string"),
+            null => null,
+            var other when other.GetValueKind() == JsonValueKind.Null => null,
+            var other => throw new InvalidDataException($"{cfgPath}: key 'pad_token' must be a string or an object, got {Excerpt.Of(other.ToJsonString(), 40)}"),
+        };
         if (pad == null) return tok;
-        return tok.WithPad(tok.TokenToId(pad) ?? throw new InvalidDataException($"{cfgPath}: pad_token '{pad}' is not in the vocabulary"));
+        return tok.WithPad(tok.TokenToId(pad) ?? throw new InvalidDataException($"{cfgPath}: pad_token '{Excerpt.Of(pad, 40)}' is not in the vocabulary"));
     }
 
     Qwen2Tokenizer WithPad(int padId) =>
@@ -199,7 +221,7 @@ public sealed class Qwen2Tokenizer
     /// released Qwen checkpoints keep outside vocab.json (ids 151643+).</summary>
     public static Qwen2Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath, IReadOnlyList<AddedToken> addedTokens)
     {
-        var vocab = ParseVocab(JsonNode.Parse(File.ReadAllText(vocabPath)), vocabPath);
+        var vocab = ParseVocab(ReadJson(vocabPath), vocabPath);
         var merges = new List<(string, string)>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(mergesPath))
@@ -207,7 +229,7 @@ public sealed class Qwen2Tokenizer
             lineNo++;
             if (line.Length == 0 || (lineNo == 1 && line.StartsWith("#version"))) continue;
             var parts = line.Split(' ');
-            if (parts.Length != 2) throw new InvalidDataException($"{mergesPath}:{lineNo}: expected two tokens separated by one space, got '{line}'");
+            if (parts.Length != 2) throw new InvalidDataException($"{mergesPath}:{lineNo}: expected two tokens separated by one space, got '{Excerpt.Of(line, 60)}'");
             merges.Add((parts[0], parts[1]));
         }
         return new Qwen2Tokenizer(vocab, merges, addedTokens, source: vocabPath);
@@ -216,32 +238,35 @@ public sealed class Qwen2Tokenizer
     /// <summary>A Hugging Face <c>tokenizer.json</c> with a BPE model and the Qwen2 (or no) pre-tokenizer pattern.</summary>
     public static Qwen2Tokenizer FromTokenizerJson(string path)
     {
-        var root = JsonNode.Parse(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty JSON");
-        var model = root["model"] ?? throw new InvalidDataException($"{path}: no 'model'");
-        var type = model["type"]?.GetValue<string>();
-        if (type is not (null or "BPE")) throw new NotSupportedException($"{path}: model type '{type}' is not BPE");
-        if (model["byte_fallback"]?.GetValue<bool>() == true || model["continuing_subword_prefix"] is JsonValue || model["end_of_word_suffix"] is JsonValue)
+        var root = ReadJson(path) ?? throw new InvalidDataException($"{path}: empty JSON");
+        var model = root["model"] as JsonObject ?? throw new InvalidDataException($"{path}: missing key 'model' (an object)");
+        var type = StrOrNull(model["type"], "model.type", path);
+        if (type is not (null or "BPE")) throw new NotSupportedException($"{path}: model type '{Excerpt.Of(type, 40)}' is not BPE");
+        if (Bool(model["byte_fallback"], "model.byte_fallback", path) == true || model["continuing_subword_prefix"] is JsonValue || model["end_of_word_suffix"] is JsonValue)
             throw new NotSupportedException($"{path}: byte_fallback / continuing_subword_prefix / end_of_word_suffix are not used by Qwen2 and not supported");
         foreach (var node in Descendants(root["pre_tokenizer"]).OfType<JsonObject>())
         {
-            if (node["pattern"] is JsonObject pat && pat["Regex"]?.GetValue<string>() != Qwen2PreTokenizer.Pattern)
-                throw new NotSupportedException($"{path}: pre-tokenizer pattern {pat.ToJsonString()} is not Qwen2's");
-            if (node["type"]?.GetValue<string>() == "ByteLevel" && node["use_regex"]?.GetValue<bool>() == true)
+            if (node["pattern"] is JsonObject pat && StrOrNull(pat["Regex"], "pre_tokenizer.pattern.Regex", path) != Qwen2PreTokenizer.Pattern)
+                throw new NotSupportedException($"{path}: pre-tokenizer pattern {Excerpt.Of(pat.ToJsonString(), 80)} is not Qwen2's");
+            if (StrOrNull(node["type"], "pre_tokenizer.type", path) == "ByteLevel" && Bool(node["use_regex"], "pre_tokenizer.use_regex", path) == true)
                 throw new NotSupportedException($"{path}: a ByteLevel pre-tokenizer with use_regex (GPT-2 splitting) is not Qwen2's");
         }
-        var norm = root["normalizer"]?["type"]?.GetValue<string>();
-        if (norm is not (null or "NFC")) throw new NotSupportedException($"{path}: normalizer '{norm}' is not NFC");
+        var norm = StrOrNull((root["normalizer"] as JsonObject)?["type"], "normalizer.type", path);
+        if (norm is not (null or "NFC")) throw new NotSupportedException($"{path}: normalizer '{Excerpt.Of(norm, 40)}' is not NFC");
         var vocab = ParseVocab(model["vocab"], path);
         var merges = new List<(string, string)>();
-        foreach (var m in model["merges"]?.AsArray() ?? new JsonArray())
+        foreach (var m in Array(model["merges"], "model.merges", path))
         {
-            if (m is JsonArray pair && pair.Count == 2) merges.Add((pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>()));
-            else if (m is JsonValue v && v.GetValue<string>().Split(' ') is { Length: 2 } parts) merges.Add((parts[0], parts[1]));
-            else throw new InvalidDataException($"{path}: malformed merge {m?.ToJsonString()}");
+            if (m is JsonArray { Count: 2 } pair && pair[0] is JsonValue a && a.TryGetValue(out string? left) && pair[1] is JsonValue b && b.TryGetValue(out string? right))
+                merges.Add((left, right));
+            else if (m is JsonValue v && v.TryGetValue(out string? text) && text.Split(' ') is { Length: 2 } parts) merges.Add((parts[0], parts[1]));
+            else throw new InvalidDataException($"{path}: key 'model.merges' has a malformed merge {Excerpt.Of(m?.ToJsonString() ?? "null", 60)}");
         }
-        var addedTokens = (root["added_tokens"]?.AsArray() ?? new JsonArray())
-            .Select(t => new AddedToken(Str(t, "content", path), t!["id"]!.GetValue<int>(), t["special"]?.GetValue<bool>() ?? false)).ToList();
-        return new Qwen2Tokenizer(vocab, merges, addedTokens, model["ignore_merges"]?.GetValue<bool>() ?? false, path);
+        var addedTokens = Array(root["added_tokens"], "added_tokens", path)
+            .Select(t => new AddedToken(Str(t, "content", path),
+                t?["id"] is JsonValue id && id.TryGetValue(out int n) ? n : throw new InvalidDataException($"{path}: key 'added_tokens.id' must be an integer, got {Excerpt.Of(t?["id"]?.ToJsonString() ?? "nothing", 40)}"),
+                Bool(t["special"], "added_tokens.special", path) ?? false)).ToList();
+        return new Qwen2Tokenizer(vocab, merges, addedTokens, Bool(model["ignore_merges"], "model.ignore_merges", path) ?? false, path);
     }
 
     /// <summary>Writes a <c>tokenizer.json</c> in the Hugging Face format (Qwen2 normaliser, pre-tokenizer and decoder).</summary>
@@ -292,10 +317,42 @@ public sealed class Qwen2Tokenizer
     {
         if (node is not JsonObject obj) throw new InvalidDataException($"{path}: vocabulary is not a JSON object");
         var d = new Dictionary<string, int>(obj.Count, StringComparer.Ordinal);
-        foreach (var (k, v) in obj) d[k] = v?.GetValue<int>() ?? throw new InvalidDataException($"{path}: token '{k}' has no id");
+        foreach (var (k, v) in obj)
+            d[k] = v is JsonValue n && n.TryGetValue(out int id) ? id
+                : throw new InvalidDataException($"{path}: token '{Excerpt.Of(k, 40)}' must have an integer id, got {Excerpt.Of(v?.ToJsonString() ?? "null", 40)}");
         return d;
     }
 
+    static JsonNode? ReadJson(string path)
+    {
+        try { return JsonNode.Parse(BoundedFile.ReadAllText(path, MaxFileBytes, "tokenizer file")); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
+    }
+
     static string Str(JsonNode? node, string key, string path) =>
-        node?[key]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: an added token has no '{key}'");
+        (node as JsonObject)?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : throw new InvalidDataException($"{path}: an added token has no string '{key}'");
+
+    static string? StrOrNull(JsonNode? node, string key, string path) => node switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out string? s) => s,
+        _ when node.GetValueKind() == JsonValueKind.Null => null,
+        _ => throw new InvalidDataException($"{path}: key '{key}' must be a string, got {Excerpt.Of(node.ToJsonString(), 40)}"),
+    };
+
+    static bool? Bool(JsonNode? node, string key, string path) => node switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out bool b) => b,
+        _ when node.GetValueKind() == JsonValueKind.Null => null,
+        _ => throw new InvalidDataException($"{path}: key '{key}' must be true or false, got {Excerpt.Of(node.ToJsonString(), 40)}"),
+    };
+
+    static JsonArray Array(JsonNode? node, string key, string path) => node switch
+    {
+        null => [],
+        JsonArray a => a,
+        _ when node.GetValueKind() == JsonValueKind.Null => [],
+        _ => throw new InvalidDataException($"{path}: key '{key}' must be an array, got {Excerpt.Of(node.ToJsonString(), 40)}"),
+    };
 }

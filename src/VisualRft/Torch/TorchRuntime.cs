@@ -68,16 +68,15 @@ public static class TorchRuntime
             if (!_loaded)
             {
                 PatchNativeShims();
+                if (OperatingSystem.IsLinux()) PreloadNatives();
                 try
                 {
                     torch.InitializeDeviceType(DeviceType.CPU);
                 }
                 catch (Exception e)
                 {
-                    throw new InvalidOperationException(
-                        "TorchSharp could not load its native libraries. On Debian 12 the library libLibTorchSharp.so must be "
-                        + $"writable so that its {MissingVersion} requirement can be relaxed; check the folders "
-                        + string.Join(", ", CandidateShimPaths()) + ". Original error: " + e.Message, e);
+                    throw new InvalidOperationException("TorchSharp could not load its native libraries (checked: "
+                        + string.Join(", ", CandidateShimPaths()) + "): " + e.Message, e);
                 }
                 _loaded = true;
             }
@@ -101,8 +100,57 @@ public static class TorchRuntime
     {
         EnsureLoaded();
         var device = DefaultDevice();
-        return $"TorchSharp {typeof(torch).Assembly.GetName().Version}, device {device.type}, {ThreadPolicy.Describe()}";
+        return $"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {LibTorchVersion}"
+            + (LibTorchFolder is null ? "" : $" from {LibTorchFolder}") + $", device {device.type}, {ThreadPolicy.Describe()}";
     }
+
+    /// <summary>
+    /// Loads this package's own libtorch and shim by absolute path, in dependency order, before TorchSharp looks for them.
+    /// Inside a notebook kernel TorchSharp and libtorch come from two NuGet package folders, so the shim's
+    /// <c>libtorch_cpu.so</c> need is not found through its <c>$ORIGIN</c> run path and the dynamic linker takes whatever
+    /// the library path offers — Debian's python3-torch puts a libtorch 1.13 in /usr/lib/x86_64-linux-gnu, and the shim
+    /// then fails on a missing C++ symbol. A library already loaded satisfies later needs of the same name, so loading
+    /// ours first wins. Console apps find them next to the shim and are unaffected.
+    /// </summary>
+    static void PreloadNatives()
+    {
+        var libtorch = CandidateLibTorchFolders().FirstOrDefault(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
+        var shim = CandidateShimPaths().FirstOrDefault();
+        if (libtorch is null || shim is null) return;   // not a layout we know: TorchSharp's own search decides
+        LibTorchFolder = libtorch;
+        var libraries = Directory.GetFiles(libtorch, "libgomp*.so*").Order(StringComparer.Ordinal)
+            .Concat(new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" }.Select(f => Path.Combine(libtorch, f)).Where(File.Exists))
+            .Append(shim);
+        foreach (var library in libraries)
+        {
+            try { NativeLibrary.Load(library); }
+            catch (DllNotFoundException e)
+            {
+                // The runtime's message carries the dynamic linker's: the library and the missing symbol or version.
+                var why = e.Message.Contains(MissingVersion) ? $" (the shim needs {MissingVersion}; it must be writable so that this can be relaxed)" : "";
+                throw new InvalidOperationException($"TorchSharp's native library {library} could not be loaded{why}: {e.Message}", e);
+            }
+        }
+    }
+
+    static IEnumerable<string> CandidateLibTorchFolders()
+    {
+        yield return AppContext.BaseDirectory;
+        yield return Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
+        var torchDir = Path.GetDirectoryName(typeof(torch).Assembly.Location);
+        if (string.IsNullOrEmpty(torchDir)) yield break;
+        yield return Path.Combine(torchDir, "cpu");                                             // TorchSharp's consolidated copy
+        // NuGet layout: <packages>/torchsharp/<v>/lib/net8.0 → <packages>/libtorch-cpu-linux-x64/<LibTorchVersion>/runtimes/…
+        var packages = Path.GetFullPath(Path.Combine(torchDir, "..", "..", "..", ".."));
+        yield return Path.Combine(packages, "libtorch-cpu-linux-x64", LibTorchVersion, "runtimes", "linux-x64", "native");
+    }
+
+    /// <summary>Where this process's libtorch was loaded from (null when TorchSharp's own search found it).</summary>
+    public static string? LibTorchFolder { get; private set; }
+
+    /// <summary>The libtorch package this build references (Directory.Build.props).</summary>
+    static string LibTorchVersion => typeof(TorchRuntime).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "LibTorchVersion")?.Value ?? "";
 
     static IEnumerable<string> CandidateShimPaths()
     {
@@ -184,6 +232,7 @@ public static class TorchRuntime
     static readonly object GateLock = new();
     static int _holders;
     static ManualResetEventSlim? _gateRelease;
+    static long _gateClosedAt;
 
     /// <summary>
     /// A stretch of torch work during which no finalizer runs. TorchSharp hands the native handle of temporary
@@ -197,15 +246,35 @@ public static class TorchRuntime
     /// Sections are process-wide and counted: they nest and may overlap across threads; the gate opens when the last ends.
     /// Inside a section nothing may wait for pending finalizers (TorchSharp does so only to retry a failed allocation); the
     /// parked finalizer gives up after <see cref="MaxFinalizerHold"/> so that such a wait cannot hang for ever.
+    /// <para>The guard sits at the public boundary: every public core method that runs torch work opens a section (the
+    /// trainers' Rollout/Update/Step, advantages, evaluation, generation), and records and views hold no tensors, so
+    /// notebook code that calls the API needs nothing more; code that runs raw TorchSharp ops in a loop opens its own. Whole
+    /// cells are not held: compiling one, or restoring a package, may wait for finalizers. A long outer section would keep
+    /// every finalizer waiting, so a section that starts while the gate has been closed for <see cref="GateRecycleAfter"/>
+    /// first lets the queued finalizers run: it starts between native calls. This assumes torch work is not run from
+    /// several threads at once.</para>
     /// </summary>
     public static IDisposable HoldFinalizers()
     {
         lock (GateLock)
         {
-            if (_holders++ == 0) _gateRelease = CloseFinalizerGate();
+            if (_holders > 0 && Environment.TickCount64 - _gateClosedAt > (long)GateRecycleAfter.TotalMilliseconds)
+            {
+                _gateRelease?.Set();
+                _gateRelease = null;
+                GC.WaitForPendingFinalizers();
+            }
+            if (_holders++ == 0 || _gateRelease is null)
+            {
+                _gateRelease = CloseFinalizerGate();
+                _gateClosedAt = Environment.TickCount64;
+            }
         }
         return new FinalizerHold();
     }
+
+    /// <summary>How long the gate stays closed before a nested section lets the queued finalizers run.</summary>
+    public static TimeSpan GateRecycleAfter { get; internal set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The longest a section keeps the finalizer thread parked (a safety valve, far above any training step here).</summary>
     public static readonly TimeSpan MaxFinalizerHold = TimeSpan.FromMinutes(15);

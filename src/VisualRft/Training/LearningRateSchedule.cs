@@ -25,6 +25,6 @@ public static class LearningRateSchedule
     }
 
     /// <summary>The rate optimizer step <paramref name="step"/> (0-based) uses under <paramref name="options"/>.</summary>
-    public static double At(GrpoOptions options, int step, int totalSteps) =>
+    public static double At(OptimizerOptions options, int step, int totalSteps) =>
         options.LearningRate * Factor(options.LrSchedule, step, totalSteps, options.WarmupSteps);
 }

@@ -16,20 +16,20 @@ public sealed record OptimizerStepResult(int Step, double LearningRate, double G
 /// <summary>
 /// AdamW + learning-rate schedule + gradient clipping + gradient-accumulation bookkeeping + the non-finite guard,
 /// as HF <c>Trainer</c> runs them (spec §2.3): <c>Backward</c> once per micro-batch, then <c>Step</c> once per
-/// <see cref="GrpoOptions.GradientAccumulation"/> micro-batches. If a micro-batch loss or any gradient is NaN/inf the
+/// <see cref="OptimizerOptions.GradientAccumulation"/> micro-batches. If a micro-batch loss or any gradient is NaN/inf the
 /// step is skipped: gradients are zeroed, weights and optimizer moments stay as they were, and the result says why.
 /// </summary>
 public sealed class PolicyOptimizer : IDisposable
 {
     readonly (string Name, Parameter Parameter)[] _named;
     readonly Parameter[] _params;
-    readonly GrpoOptions _options;
+    readonly OptimizerOptions _options;
     string? _lossProblem;
 
     /// <param name="namedParameters">The trainable parameters (those with requires_grad are kept), with their names for error messages.</param>
     /// <param name="options">Optimizer knobs (validated).</param>
     /// <param name="totalSteps">Optimizer steps of the whole run: T of the linear decay.</param>
-    public PolicyOptimizer(IEnumerable<(string Name, Parameter Parameter)> namedParameters, GrpoOptions options, int totalSteps)
+    public PolicyOptimizer(IEnumerable<(string Name, Parameter Parameter)> namedParameters, OptimizerOptions options, int totalSteps)
     {
         _options = options.Validate();
         if (totalSteps < 1) throw new ArgumentOutOfRangeException(nameof(totalSteps), totalSteps, "a run needs at least one optimizer step");
@@ -43,7 +43,7 @@ public sealed class PolicyOptimizer : IDisposable
     }
 
     /// <summary>Convenience: every trainable parameter of <paramref name="module"/>.</summary>
-    public PolicyOptimizer(nn.Module module, GrpoOptions options, int totalSteps)
+    public PolicyOptimizer(nn.Module module, OptimizerOptions options, int totalSteps)
         : this(module.named_parameters(), options, totalSteps) { }
 
     /// <summary>The TorchSharp optimizer (its state is what checkpoints save).</summary>
@@ -59,7 +59,7 @@ public sealed class PolicyOptimizer : IDisposable
     /// <summary>Micro-batches backpropagated since the last <see cref="Step"/>.</summary>
     public int PendingMicroBatches { get; private set; }
 
-    /// <summary>True once <see cref="GrpoOptions.GradientAccumulation"/> micro-batches are in.</summary>
+    /// <summary>True once <see cref="OptimizerOptions.GradientAccumulation"/> micro-batches are in.</summary>
     public bool IsStepDue => PendingMicroBatches >= _options.GradientAccumulation;
 
     /// <summary>The rate the next step will use.</summary>

@@ -20,11 +20,10 @@ public sealed record SftOptions
     public LrSchedule LrSchedule { get; init; } = LrSchedule.Linear;
     public long Seed { get; init; } = 42;
 
-    /// <summary>The optimizer knobs in the form <see cref="PolicyOptimizer"/> takes.</summary>
-    internal GrpoOptions AsOptimizerOptions() => new()
+    /// <summary>The optimizer knobs in the form <see cref="PolicyOptimizer"/> takes (one micro-batch per step).</summary>
+    public OptimizerOptions Optimizer => new()
     {
-        LearningRate = LearningRate, MaxGradNorm = MaxGradNorm, WarmupSteps = WarmupSteps, WeightDecay = WeightDecay,
-        LrSchedule = LrSchedule, GradientAccumulation = 1, Seed = Seed,
+        LearningRate = LearningRate, MaxGradNorm = MaxGradNorm, WarmupSteps = WarmupSteps, WeightDecay = WeightDecay, LrSchedule = LrSchedule,
     };
 }
 
@@ -49,7 +48,7 @@ public sealed class SftTrainer : IDisposable
         TotalSteps = totalSteps;
         _train = train;
         _order = new PromptOrder(train.Count, options.Seed);
-        Optimizer = new PolicyOptimizer(policy.Model, options.AsOptimizerOptions().Validate(), totalSteps);
+        Optimizer = new PolicyOptimizer(policy.Model, options.Optimizer, totalSteps);
     }
 
     public VisionLanguagePolicy Policy { get; }

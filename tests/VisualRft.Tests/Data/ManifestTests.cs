@@ -73,6 +73,7 @@ public class ManifestTests
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.4] },", "key 'scene.objectSide' must be [min, max]")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.5, 0.9] },", "key 'scene.objectSide' must be a range within [0.1, 0.8]")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"size\": 3 },", "key 'scene.size' unknown key")]
+    [InlineData("\"size\": 2 }", "\"size\": 2000000000 }", "key 'train.size' 2,000,000,000 makes 2,000,000,003 images of 112x112")]
     public void Invalid_manifests_name_the_file_and_the_key(string from, string to, string message)
     {
         Assert.NotNull(DatasetManifest.Parse(Valid, "ok.json"));
@@ -90,6 +91,20 @@ public class ManifestTests
         Assert.Contains("imageSize", Assert.Throws<InvalidDataException>(() => m.With(imageSize: 120)).Message);
         Assert.Throws<FileNotFoundException>(() => DatasetManifest.Load(Path.Combine(Folder, "missing.json")));
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse("{", "x.json")).Message);
+    }
+
+    [Fact]
+    public void Huge_files_and_values_give_short_errors()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"vrft-manifest-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(path, Valid.Replace("\"d\"", "\"" + new string('d', 2 << 20) + "\""));
+            Assert.Contains("more than 1,048,576 bytes", Assert.Throws<InvalidDataException>(() => DatasetManifest.Load(path)).Message);
+        }
+        finally { File.Delete(path); }
+        var e = Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse(Valid.Replace("\"green star\"]", "\"" + new string('v', 100_000) + "\"]"), "bad.json"));
+        Assert.True(e.Message.Length < 1000, $"{e.Message.Length} characters");
     }
 
     [Fact]

@@ -37,23 +37,18 @@ public class GrpoGradientGoldenTests(ITestOutputHelper output)
             EpsilonLow = m.GetProperty("epsilon_low").GetDouble(), EpsilonHigh = m.GetProperty("epsilon_high").GetDouble(),
             MaxCompletionLength = m.GetProperty("max_completion_length").GetInt32(), GradientAccumulation = 1,
         };
+        // The fixture's group goes through the trainer's own update pass (GrpoTrainer.PolicyLoss): per-prompt image
+        // encoding, rows repeated for the G samples, completion log-probs, then GrpoLoss.
         var ids = refs["input_ids_A"].unsqueeze(0);
-        var comp = grpo["completion_ids"];
-        var mask = grpo["completion_mask"];
-        var g = (int)comp.shape[0];
-        var prompts = ids.repeat_interleave(g, 0);
-
-        Tensor PolicyLogps()
-        {
-            var images = model.RepeatForSamples(new ImageInputs(model.EncodeImages(proc["pixel_values_A"], proc["grid_thw_A"]), proc["grid_thw_A"]), ids, g);
-            return model.CompletionLogProbs(prompts, torch.ones_like(prompts), comp, mask, images);
-        }
-
+        RolloutTensors Group(Tensor? old) => new(ids, torch.ones_like(ids),
+            [new PromptImage(proc["pixel_values_A"], proc["grid_thw_A"], model.EncodeImages(proc["pixel_values_A"], proc["grid_thw_A"]))],
+            grpo["completion_ids"], grpo["completion_mask"], grpo["ref_logps"], old);
         Tensor? old = null;
         if (scenario == "off_policy")
-            using (torch.no_grad()) old = PolicyLogps() + grpo["old_logps_delta"];
+            using (torch.no_grad()) old = GrpoTrainer.PolicyLoss(model, Group(null), grpo["advantages"], options, 1, null).LogProbs + grpo["old_logps_delta"];
         model.zero_grad();
-        var result = GrpoLoss.Backward(PolicyLogps, old, grpo["ref_logps"], grpo["advantages"], mask, options);
+        var (result, _) = GrpoTrainer.PolicyLoss(model, Group(old), grpo["advantages"], options, 1, null);
+        result.Loss.backward();
         var expectedLoss = m.GetProperty("losses").GetProperty(scenario).GetProperty("grpo").GetDouble();
         Assert.Equal(expectedLoss, result.LossValue, 5);
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Grpo;
 using VisualRft.Imaging;
 using VisualRft.Models.Qwen2VL;
@@ -9,6 +10,7 @@ using VisualRft.Rewards.Parsing;
 using VisualRft.Text;
 using VisualRft.TinyModel;
 using VisualRft.Torch;
+using VisualRft.Training;
 using static TorchSharp.torch;
 
 namespace VisualRft.Tests.Grpo;
@@ -62,29 +64,139 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
     static Dictionary<string, Tensor> Snapshot(VisionLanguagePolicy p) =>
         p.Model.named_parameters().ToDictionary(x => x.name, x => x.parameter.detach().clone());
 
+    static bool Same(Dictionary<string, Tensor> a, VisionLanguagePolicy p) =>
+        p.Model.named_parameters().All(x => x.parameter.eq(a[x.name]).all().item<bool>());
+
     [Fact]
     public void Staged_api_returns_records_that_fit_together()
     {
         using var policy = fx.NewPolicy();
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 4);
-        using var group = trainer.Rollout(fx.Data.Train.Take(2).ToList());
+        var group = trainer.Rollout(fx.Data.Train.Take(2).ToList());
         Assert.Equal(8, group.Completions.Count);
-        Assert.Equal(new long[] { 8, group.CompletionIds.shape[1] }, group.CompletionMask.shape);
-        Assert.True(group.CompletionIds.shape[1] <= 8);
-        Assert.NotNull(group.RefLogps);                    // β = 0.04 keeps a reference
-        Assert.Null(group.OldLogps);                       // μ = 1: old = current, detached
+        Assert.Equal(CoordinateFrame.Normalized1000, group.AnswerFrame);
+        Assert.Equal(2, group.Frames.Count);
+        var width = group.Completions[0].Trace.Width;
+        Assert.InRange(width, 1, 8);
+        foreach (var c in group.Completions)
+        {
+            var t = c.Trace;
+            Assert.Equal(width, t.Ids.Length);
+            Assert.Equal(width, t.Texts.Length);
+            Assert.Equal(c.Tokens, t.Mask.Count(m => m));               // the mask covers the completion through its end token
+            Assert.All(t.LogProbs, lp => Assert.True(lp <= 0));
+            Assert.NotNull(t.RefLogProbs);                             // β = 0.04 keeps a reference
+            for (int j = 0; j < width; j++)
+            {
+                Assert.True(t.Kl![j] >= 0);
+                if (!t.Mask[j]) Assert.Equal(0f, t.Kl[j]);
+            }
+            Assert.Equal(c.Text, policy.Processor.Tokenizer.Decode(t.Ids.Take(c.Tokens), skipSpecialTokens: true));
+        }
         var scored = group.Score();
         Assert.Equal(8, scored.Totals.Length);
         Assert.Equal(["letters"], scored.Components.Keys);
-        using var batch = scored.Advantages();
-        var adv = batch.ToArray();
-        for (int b = 0; b < 2; b++)                        // each group's advantages sum to zero
-            Assert.Equal(0, adv.Skip(4 * b).Take(4).Sum(), 3);
+        var batch = scored.Advantages();
+        for (int b = 0; b < 2; b++)                                    // each group's advantages sum to zero
+            Assert.Equal(0, batch.Advantages.Skip(4 * b).Take(4).Sum(), 3);
         var update = trainer.Update(batch);
         Assert.False(update.Skipped);
         Assert.Equal(1, update.OptimizerStep);
         Assert.True(update.GradNorm > 0 && double.IsFinite(update.GradNorm));
         Assert.NotNull(update.Kl);
+        Assert.Equal(8, update.LogProbs.Count);
+        // before the update the policy is the sampling policy: the loss's log-probs are the sampler's
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < group.Completions[i].Tokens; j++)
+                Assert.Equal(group.Completions[i].Trace.LogProbs[j], update.LogProbs[i][j], 3);
+    }
+
+    [Fact]
+    public void Records_stay_valid_after_the_trainer_policy_and_dataset_are_gone()
+    {
+        RolloutGroup group;
+        AdvantageBatch batch;
+        Episode episode;
+        var data = SyntheticDatasets.Load("shapes-detection", shots: 1, testSize: 1, seed: 5);
+        var trainer = new GrpoTrainer(fx.NewPolicy(), data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 4);
+        try
+        {
+            group = trainer.Rollout(data.Train[0]);
+            batch = group.Score().Advantages();
+            trainer.Update(batch);
+            episode = trainer.Step();
+        }
+        finally
+        {
+            trainer.Policy.Dispose();
+            trainer.Dispose();
+        }
+        data = null!;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.Equal(112 * 112 * 3, group.Samples[0].Image.Pixels.Length);
+        Assert.All(group.Completions, c => Assert.Equal(c.Trace.Width, c.Trace.LogProbs.Length));
+        Assert.Equal(4, batch.Advantages.Length);
+        Assert.Equal(episode.Metrics.Step, episode.Rows.First().Step);
+        Assert.Equal(8, episode.Rows.Count());
+        var e = Assert.Throws<ObjectDisposedException>(() => trainer.Update(batch));
+        Assert.Contains("create a new GrpoTrainer", e.Message);
+    }
+
+    [Fact]
+    public void A_second_update_on_the_same_batch_steps_again_and_a_released_rollout_says_what_to_do()
+    {
+        using var policy = fx.NewPolicy();
+        using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 8);
+        var batch = trainer.Rollout(fx.Data.Train[0]).Score().Advantages();
+        var first = trainer.Update(batch);
+        var after = Snapshot(policy);
+        var second = trainer.Update(batch);                         // the image graph is spent: the features are recomputed
+        Assert.False(second.Skipped, second.SkipReason);
+        Assert.Equal(first.OptimizerStep + 1, second.OptimizerStep);
+        Assert.False(Same(after, policy));
+        for (int i = 0; i < GrpoTrainer.HeldRollouts; i++) trainer.Rollout(fx.Data.Train[1]);
+        var e = Assert.Throws<InvalidOperationException>(() => trainer.Update(batch));
+        Assert.Contains("run trainer.Rollout(...) again", e.Message);
+        using var other = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 8);
+        Assert.Contains("was not made by this trainer", Assert.Throws<InvalidOperationException>(() => other.Update(trainer.Rollout(fx.Data.Train[0]).Score().Advantages())).Message);
+    }
+
+    [Theory]
+    [InlineData(1.0, 1)]
+    [InlineData(0.7, 2)]
+    public void The_trainers_loss_and_gradients_are_GrpoLoss_on_the_same_tensors(double temperature, int mu)
+    {
+        using var policy = fx.NewPolicy();
+        var options = TinyTrainerFixture.Options with { Temperature = temperature, Mu = mu };
+        using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), options, totalSteps: 4);
+        var batch = trainer.Rollout(fx.Data.Train.Take(2).ToList()).Score().Advantages();
+        var t = trainer.TensorsOf(batch);
+        using var scope = NewDisposeScope();
+
+        // The trainer's own pass (what Update backpropagates), gradients kept.
+        policy.Model.zero_grad();
+        var (own, _) = GrpoTrainer.PolicyLoss(policy.Model, t, tensor(batch.Advantages), options, 1, null);
+        own.Loss.backward();
+        var ownGrads = policy.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+
+        // The same tensors through the model and GrpoLoss directly, written out here.
+        policy.Model.zero_grad();
+        var reference = GrpoLoss.Backward(() =>
+        {
+            var g = t.G;
+            var embeds = cat(t.Images.Select(i => policy.Model.EncodeImages(i.Pixels, i.GridThw)).ToList(), 0);
+            var images = policy.Model.RepeatForSamples(new ImageInputs(embeds, cat(t.Images.Select(i => i.GridThw).ToList(), 0)), t.PromptIds, g);
+            return policy.Model.CompletionLogProbs(t.PromptIds.repeat_interleave(g, 0), t.PromptMask.repeat_interleave(g, 0),
+                t.CompletionIds, t.CompletionMask, images, temperature);
+        }, t.OldLogps, t.RefLogps, tensor(batch.Advantages), t.CompletionMask, options);
+        Assert.Equal(reference.LossValue, own.LossValue, 6);
+        Assert.Equal(reference.MeanKl!.Value, own.MeanKl!.Value, 6);
+        foreach (var (name, p) in policy.Model.named_parameters())
+        {
+            var err = (p.grad! - ownGrads[name]).abs().max().item<float>();
+            Assert.True(err <= 1e-6 + 1e-5 * ownGrads[name].abs().max().item<float>(), $"{name}: gradients differ by {err}");
+        }
     }
 
     [Fact]
@@ -93,9 +205,11 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         using var policy = fx.NewPolicy();
         var before = Snapshot(policy);
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 4);
-        var metrics = trainer.Step();
+        var metrics = trainer.Step().Metrics;
         Assert.False(metrics.Skipped, metrics.SkipReason);
         Assert.True(metrics.Time.GenerateMs > 0 && metrics.TokensPerSecond > 0);
+        Assert.Equal(1, metrics.Step);
+        Assert.Equal(1, metrics.OptimizerStep);
         var unchanged = policy.Model.named_parameters().Where(p => p.parameter.requires_grad)
             .Where(p => p.parameter.eq(before[p.name]).all().item<bool>()).Select(p => p.name).ToList();
         Assert.Empty(unchanged);
@@ -110,14 +224,13 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         using var policy = fx.NewPolicy();
         var before = Snapshot(policy);
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(poison: true), TinyTrainerFixture.Options, totalSteps: 4);
-        var metrics = trainer.Step();
+        var metrics = trainer.Step().Metrics;
         Assert.True(metrics.Skipped);
         Assert.Contains("non-finite reward", metrics.SkipReason);
         Assert.Contains("loss is NaN", metrics.SkipReason);
-        foreach (var (name, p) in policy.Model.named_parameters())
-            Assert.True(p.eq(before[name]).all().item<bool>(), $"{name} changed");
-        Assert.Equal(1, trainer.StepsDone);                // the schedule and the data move on
-        Assert.False(trainer.Step().Skipped);              // and the next step trains again
+        Assert.True(Same(before, policy));
+        Assert.Equal(1, trainer.StepsDone);                            // the schedule and the data move on
+        Assert.False(trainer.Step().Metrics.Skipped);                  // and the next step trains again
     }
 
     [Fact]
@@ -126,12 +239,40 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         using var policy = fx.NewPolicy();
         var options = TinyTrainerFixture.Options with { Mu = 2, EpsilonHigh = 0.28 };
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), options, totalSteps: 2);
-        using var group = trainer.Rollout(fx.Data.Train[0]);
-        Assert.NotNull(group.OldLogps);
-        using var batch = group.Score().Advantages();
+        var batch = trainer.Rollout(fx.Data.Train[0]).Score().Advantages();
+        Assert.NotNull(trainer.TensorsOf(batch).OldLogps);
         var update = trainer.Update(batch);
         Assert.Equal(2, update.OptimizerStep);
         Assert.InRange(update.ClipFraction, 0, 1);
+        var step = trainer.Step().Metrics;
+        Assert.Equal(2, step.Step);                                    // trainer steps, not optimizer steps
+        Assert.Equal(4, step.OptimizerStep);
+    }
+
+    [Fact]
+    public void Prompts_over_the_length_limit_are_refused_by_name()
+    {
+        using var policy = fx.NewPolicy();
+        using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options with { MaxPromptLength = 10 }, totalSteps: 2);
+        var e = Assert.Throws<ArgumentException>(() => trainer.Rollout(fx.Data.Train[0]));
+        Assert.Contains(fx.Data.Train[0].Id, e.Message);
+        Assert.Contains("MaxPromptLength = 10", e.Message);
+    }
+
+    [Fact]
+    public void Training_writes_one_json_line_per_step_that_follows_each_prompt()
+    {
+        var run = Path.Combine(Path.GetTempPath(), $"vrft-episodes-{Guid.NewGuid():N}");
+        using var policy = fx.NewPolicy();
+        using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 3);
+        var episodes = trainer.Train(2, run).ToList();
+        Assert.Equal([1, 2], episodes.Select(e => e.Step));
+        Assert.Equal(episodes, trainer.History);
+        var rows = EpisodeLog.Read(Path.Combine(run, EpisodeLog.FileName));
+        Assert.Equal(episodes.SelectMany(e => e.Rows).Select(r => (r.Step, r.SampleId, r.Text, r.Advantage)),
+            rows.Select(r => (r.Step, r.SampleId, r.Text, r.Advantage)));
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(run, EpisodeLog.FileName)).Length);
+        Directory.Delete(run, recursive: true);
     }
 
     [Fact]
@@ -148,8 +289,10 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         using (var policy = fx.NewPolicy())
         using (var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 3))
         {
+            trainer.SaveCheckpoint(run, new CheckpointRetention(KeepLast: 1, KeepBest: false));
             trainer.Step();
-            trainer.SaveCheckpoint(run);
+            trainer.SaveCheckpoint(run, new CheckpointRetention(KeepLast: 1, KeepBest: false));
+            Assert.Single(Directory.GetDirectories(run, "checkpoint-*"));   // the step-0 checkpoint was pruned
         }
         using (var policy = fx.NewPolicy())                // the base model again: it is the reference
         using (var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 3))
@@ -157,8 +300,7 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
             trainer.LoadCheckpoint(run);
             Assert.Equal(1, trainer.StepsDone);
             Assert.Equal(2, trainer.Train().Count());
-            foreach (var (name, p) in policy.Model.named_parameters())
-                Assert.True(p.eq(straight[name]).all().item<bool>(), $"{name} differs after resume");
+            Assert.True(Same(straight, policy), "the weights differ after resume");
         }
         Directory.Delete(run, recursive: true);
     }

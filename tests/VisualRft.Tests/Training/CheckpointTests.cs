@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace VisualRft.Tests.Training;
 
-public class CheckpointTests : IDisposable
+public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     static CheckpointTests() => TorchRuntime.EnsureLoaded();
 
@@ -27,7 +27,7 @@ public class CheckpointTests : IDisposable
         public readonly Generator Generator = new(seed + 100);
         public PolicyOptimizer Optimizer = null!;
 
-        public Run Init() { Optimizer = new PolicyOptimizer(Model, OptimizerTests.Opts, Total); return this; }
+        public Run Init() { Optimizer = new PolicyOptimizer(Model, OptimizerTests.Opts.Optimizer, Total); return this; }
 
         /// <summary>A deterministic fake training loop: data from the generator, a C#-side draw, AdamW + schedule + clipping.</summary>
         public void Train(int steps)
@@ -109,7 +109,7 @@ public class CheckpointTests : IDisposable
 
         // Injected crash after half the files of checkpoint 3.
         var e = Assert.Throws<IOException>(() => Checkpoint.Save(_run, a.Model, a.Optimizer, OptimizerTests.Opts, a.Random, a.Generator,
-            onFileWritten: f => { if (f == "optimizer.bin") throw new IOException("simulated crash"); }));
+            null, null, beforeOperation: op => { if (op == "write rng.safetensors") throw new IOException("simulated crash"); }));
         Assert.Equal("simulated crash", e.Message);
         // A killed process would also leave a half-written temporary folder; make one by hand.
         var stale = Path.Combine(_run, ".checkpoint-000003.tmp-dead");
@@ -126,6 +126,106 @@ public class CheckpointTests : IDisposable
         Checkpoint.Save(_run, a.Model, a.Optimizer, OptimizerTests.Opts, a.Random, a.Generator);
         Assert.Equal(Path.Combine(_run, "checkpoint-000003"), Checkpoint.Resolve(_run));
         Assert.Empty(Directory.GetDirectories(_run, ".checkpoint-*"));
+    }
+
+    static Dictionary<string, Tensor> Weights(Run r) => r.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+
+    static bool Same(Dictionary<string, Tensor> a, Dictionary<string, Tensor> b) => a.All(kv => kv.Value.eq(b[kv.Key]).all().item<bool>());
+
+    static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        if (!Directory.Exists(from)) return;   // killed before the run folder existed
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var d in Directory.GetDirectories(from)) CopyFolder(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    /// <summary>
+    /// A kill can stop a save before any of its file-system operations. The hook copies the run folder at each of those
+    /// points — exactly what a kill there would leave — and every copy must resolve to a complete checkpoint holding the
+    /// weights of the previous save or of this one, and take the next save cleanly (no hidden leftovers). Saves covered:
+    /// the first one, a new step, the same step twice more (both folder names of a re-save), one over a killed save's
+    /// debris, and one that prunes by retention.
+    /// </summary>
+    [Fact]
+    public void Every_kill_point_of_every_save_leaves_a_loadable_latest()
+    {
+        using var a = new Run(10).Init();
+        using var b = new Run(11).Init();
+        var kills = _run + "-kills";
+        int points = 0;
+        Dictionary<string, Tensor>? previous = null;
+        try
+        {
+            void SaveAndKillEverywhere(CheckpointRetention? retention = null, double? metric = null)
+            {
+                var current = Weights(a);
+                var snapshots = new List<(string Folder, string Operation)>();
+                Checkpoint.Save(_run, a.Model, a.Optimizer, OptimizerTests.Opts, a.Random, a.Generator, retention, metric, op =>
+                {
+                    var copy = Path.Combine(kills, $"{points++:D3}");
+                    CopyFolder(_run, copy);
+                    snapshots.Add((copy, op));
+                });
+                Assert.True(snapshots.Count >= 8, $"only {snapshots.Count} operations seen");
+                foreach (var (folder, operation) in snapshots)
+                {
+                    if (previous is null && !Directory.GetDirectories(folder, "checkpoint-*").Any())
+                        continue;   // killed during the very first save: there is nothing to load yet
+                    var info = Checkpoint.Load(folder, b.Model, b.Optimizer, b.Random, b.Generator);
+                    var loaded = Weights(b);
+                    Assert.True(Same(loaded, current) || (previous is not null && Same(loaded, previous)),
+                        $"killed before '{operation}': {info.Folder} holds neither the previous nor the new weights");
+                    var saved = Checkpoint.Save(folder, b.Model, b.Optimizer, OptimizerTests.Opts, b.Random, b.Generator);
+                    Assert.Equal(saved, Checkpoint.Resolve(folder));
+                    Assert.Empty(Directory.GetFileSystemEntries(folder, ".*"));
+                }
+                previous = current;
+            }
+
+            a.Train(1);
+            SaveAndKillEverywhere();                      // first save
+            a.Train(1);
+            SaveAndKillEverywhere();                      // a new step
+            Assert.Equal(Path.Combine(_run, "checkpoint-000002"), Checkpoint.Resolve(_run));
+            a.Random.NextDouble();                        // the same step again, different state: the other folder name
+            SaveAndKillEverywhere();
+            Assert.Equal(Path.Combine(_run, "checkpoint-000002-b"), Checkpoint.Resolve(_run));
+            Assert.False(Directory.Exists(Path.Combine(_run, "checkpoint-000002")));
+            a.Random.NextDouble();                        // and again: back to the first name
+            SaveAndKillEverywhere();
+            Assert.Equal(Path.Combine(_run, "checkpoint-000002"), Checkpoint.Resolve(_run));
+            Directory.CreateDirectory(Path.Combine(_run, ".checkpoint-000003.tmp-dead"));   // a killed save's debris
+            File.WriteAllText(Path.Combine(_run, ".latest.tmp-dead"), "checkpoint-000003\n");
+            a.Train(1);
+            SaveAndKillEverywhere();
+            a.Train(1);
+            SaveAndKillEverywhere(new CheckpointRetention(KeepLast: 1), metric: 0.5);
+            Assert.Equal(["checkpoint-000004"], Directory.GetDirectories(_run).Select(Path.GetFileName));
+            Assert.True(points > 40, $"{points} kill points");
+            output.WriteLine($"{points} kill points over 6 saves, each loaded and saved again");
+        }
+        finally
+        {
+            if (Directory.Exists(kills)) Directory.Delete(kills, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Retention_keeps_the_last_checkpoints_and_the_best()
+    {
+        using var a = new Run(12).Init();
+        double[] metrics = [0.1, 0.9, 0.2, 0.3, 0.4];
+        foreach (var m in metrics.Take(Total - 1))
+        {
+            a.Train(1);
+            Checkpoint.Save(_run, a.Model, a.Optimizer, OptimizerTests.Opts, metric: m, retention: new CheckpointRetention(KeepLast: 2));
+        }
+        Assert.Equal(["checkpoint-000002", "checkpoint-000004", "checkpoint-000005"], Directory.GetDirectories(_run).Select(Path.GetFileName).Order());
+        // Lower is better, without the best: only the last one stays (`latest` names it).
+        Assert.Equal(2, Checkpoint.Prune(_run, new CheckpointRetention(KeepLast: 1, KeepBest: false)).Count);
+        Assert.Equal(Path.Combine(_run, "checkpoint-000005"), Assert.Single(Directory.GetDirectories(_run)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Checkpoint.Prune(_run, new CheckpointRetention(KeepLast: 0)));
     }
 
     [Fact]
@@ -148,12 +248,12 @@ public class CheckpointTests : IDisposable
         // Wrong run length: the schedule would differ.
         using (var other = new Run(8))
         {
-            other.Optimizer = new PolicyOptimizer(other.Model, OptimizerTests.Opts, Total + 1);
+            other.Optimizer = new PolicyOptimizer(other.Model, OptimizerTests.Opts.Optimizer, Total + 1);
             Assert.Contains("optimizer steps", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, other.Model, other.Optimizer)).Message);
         }
         // A model with other parameter names.
         using (var wrong = nn.Sequential(nn.Linear(4, 8)))
-        using (var opt = new PolicyOptimizer(wrong, OptimizerTests.Opts, Total))
+        using (var opt = new PolicyOptimizer(wrong, OptimizerTests.Opts.Optimizer, Total))
             Assert.Contains("missing", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, wrong, opt)).Message);
         // A truncated file.
         var optPath = Path.Combine(folder, "optimizer.bin");

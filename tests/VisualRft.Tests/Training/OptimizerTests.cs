@@ -47,7 +47,7 @@ public class OptimizerTests
     {
         using var scope = NewDisposeScope();
         var m = Mlp(1);
-        using var opt = new PolicyOptimizer(m, Opts, totalSteps: 4);
+        using var opt = new PolicyOptimizer(m, Opts.Optimizer, totalSteps: 4);
         var before = Snapshot(m);
         var x = randn(8, 4, generator: new Generator(2));
         for (int k = 0; k < 2; k++) opt.Backward(m.forward(x).pow(2).mean() / 2);
@@ -84,7 +84,7 @@ public class OptimizerTests
     {
         using var scope = NewDisposeScope();
         var m = Mlp(5);
-        using var opt = new PolicyOptimizer(m, Opts, totalSteps: 4);
+        using var opt = new PolicyOptimizer(m, Opts.Optimizer, totalSteps: 4);
         var x = randn(8, 4, generator: new Generator(6));
         // One healthy step first, so that the AdamW moments are non-trivial.
         for (int k = 0; k < 2; k++) opt.Backward(m.forward(x).pow(2).mean() / 2);
@@ -113,7 +113,7 @@ public class OptimizerTests
     {
         using var scope = NewDisposeScope();
         var m = Mlp(7);
-        using var opt = new PolicyOptimizer(m, Opts with { GradientAccumulation = 1 }, totalSteps: 4);
+        using var opt = new PolicyOptimizer(m, Opts.Optimizer with { GradientAccumulation = 1 }, totalSteps: 4);
         var weights = Snapshot(m);
         var w = m.named_parameters().First(p => p.name == "2.weight").parameter;
         // sqrt at 0 has an infinite derivative: the loss is 0, the gradient of 2.weight[0,0] is inf.

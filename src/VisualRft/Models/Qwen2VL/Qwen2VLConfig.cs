@@ -42,67 +42,137 @@ public sealed record Qwen2VLConfig(
     /// <summary>True for Qwen2.5-VL: RMSNorm + SwiGLU vision blocks and window attention (spec §7).</summary>
     public bool IsQwen25 => ModelType == Qwen25VLType;
 
-    /// <summary>Reads <paramref name="path"/>; a missing required key gives an error naming the key and the file.</summary>
+    /// <summary>config.json files are a few KB; a larger one is refused before it is read.</summary>
+    public const int MaxFileBytes = 1 << 20;
+
+    /// <summary>Reads <paramref name="path"/>; a missing, mistyped or out-of-bounds key gives an error naming the key and the file.</summary>
     public static Qwen2VLConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"config file not found: {path}", path);
+        var text = IO.BoundedFile.ReadAllText(path, MaxFileBytes, "config file");
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        try { root = JsonNode.Parse(text); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
         if (root is not JsonObject obj) throw new InvalidDataException($"{path}: the top level is not a JSON object");
         return Parse(obj, path);
     }
 
-    /// <summary>Parses a config object; <paramref name="source"/> names it in errors.</summary>
+    /// <summary>Parses a config object; <paramref name="source"/> names it in errors. Every value is checked against
+    /// <see cref="Validate"/>'s bounds before anything is built from it.</summary>
     public static Qwen2VLConfig Parse(JsonObject root, string source)
     {
         var r = new Reader(root, source);
         var modelType = r.Str(root, "model_type");
         if (modelType is not (Qwen2VLType or Qwen25VLType))
-            throw new InvalidDataException($"{source}: model_type '{modelType}' is not {Qwen2VLType} or {Qwen25VLType}");
+            throw new InvalidDataException($"{source}: model_type '{IO.Excerpt.Of(modelType, 60)}' is not {Qwen2VLType} or {Qwen25VLType}");
         // Text fields live under text_config in files saved by newer transformers, at the root in the released ones.
         var text = root["text_config"] as JsonObject;
         JsonNode? T(string key) => text?[key] ?? root[key];
-        var rope = T("rope_parameters") as JsonObject ?? T("rope_scaling") as JsonObject;
-        var section = rope?["mrope_section"] as JsonArray
-            ?? throw new InvalidDataException($"{source}: missing required key 'rope_scaling.mrope_section' (or rope_parameters.mrope_section)");
-        var theta = T("rope_theta") ?? rope?["rope_theta"];
+        var ropeKey = T("rope_parameters") is JsonObject ? "rope_parameters" : "rope_scaling";
+        var rope = T(ropeKey) as JsonObject;
+        var section = rope?["mrope_section"] is { } ms ? r.IntArray(ms, ropeKey + ".mrope_section")
+            : throw new InvalidDataException($"{source}: missing required key 'rope_scaling.mrope_section' (or rope_parameters.mrope_section)");
+        var theta = T("rope_theta") is { } th ? r.Double(th, "rope_theta") : rope?["rope_theta"] is { } rt ? r.Double(rt, ropeKey + ".rope_theta") : 1_000_000.0;
         var textCfg = new Qwen2VLTextConfig(
             VocabSize: r.Int(T, "vocab_size"), HiddenSize: r.Int(T, "hidden_size"), IntermediateSize: r.Int(T, "intermediate_size"),
             NumHiddenLayers: r.Int(T, "num_hidden_layers"), NumAttentionHeads: r.Int(T, "num_attention_heads"),
             NumKeyValueHeads: r.Int(T, "num_key_value_heads"),
-            MropeSection: section.Select(n => n!.GetValue<int>()).ToArray(),
-            RopeTheta: theta?.GetValue<double>() ?? 1_000_000.0,
-            RmsNormEps: T("rms_norm_eps")?.GetValue<double>() ?? 1e-6,
-            TieWordEmbeddings: (root["tie_word_embeddings"] ?? text?["tie_word_embeddings"])?.GetValue<bool>() ?? false);
-        if (textCfg.MropeSection.Sum() * 2 != textCfg.HeadDim)
-            throw new InvalidDataException($"{source}: mrope_section [{string.Join(",", textCfg.MropeSection)}] must sum to head_dim/2 = {textCfg.HeadDim / 2}");
+            MropeSection: section,
+            RopeTheta: theta,
+            RmsNormEps: T("rms_norm_eps") is { } eps ? r.Double(eps, "rms_norm_eps") : 1e-6,
+            TieWordEmbeddings: (root["tie_word_embeddings"] ?? text?["tie_word_embeddings"]) is { } tie ? r.Bool(tie, "tie_word_embeddings") : false);
 
         var v = root["vision_config"] as JsonObject
-            ?? throw new InvalidDataException($"{source}: missing required key 'vision_config'");
+            ?? throw new InvalidDataException($"{source}: missing required key 'vision_config' (an object)");
         JsonNode? V(string key) => v[key];
+        const string vp = "vision_config.";
         var qwen25 = modelType == Qwen25VLType;
-        var width = r.Int(V, qwen25 ? "hidden_size" : "embed_dim", "vision_config.");
+        var width = r.Int(V, qwen25 ? "hidden_size" : "embed_dim", vp);
+        int OptInt(string key, string alt, int dflt) => V(key) is { } n ? r.Int(n, vp + key) : V(alt) is { } m ? r.Int(m, vp + alt) : dflt;
         var visionCfg = new Qwen2VLVisionConfig(
-            Depth: r.Int(V, "depth", "vision_config."), Width: width,
-            OutHiddenSize: r.Int(V, qwen25 ? "out_hidden_size" : "hidden_size", "vision_config."),
-            NumHeads: r.Int(V, "num_heads", "vision_config."),
-            IntermediateSize: qwen25 ? r.Int(V, "intermediate_size", "vision_config.") : width * r.Int(V, "mlp_ratio", "vision_config."),
-            HiddenAct: V("hidden_act")?.GetValue<string>() ?? (qwen25 ? "silu" : "quick_gelu"),
-            PatchSize: (V("patch_size") ?? V("spatial_patch_size"))?.GetValue<int>() ?? 14,
-            TemporalPatchSize: V("temporal_patch_size")?.GetValue<int>() ?? 2,
-            SpatialMergeSize: V("spatial_merge_size")?.GetValue<int>() ?? 2,
-            InChannels: (V("in_channels") ?? V("in_chans"))?.GetValue<int>() ?? 3,
-            WindowSize: qwen25 ? r.Int(V, "window_size", "vision_config.") : 112,
+            Depth: r.Int(V, "depth", vp), Width: width,
+            OutHiddenSize: r.Int(V, qwen25 ? "out_hidden_size" : "hidden_size", vp),
+            NumHeads: r.Int(V, "num_heads", vp),
+            IntermediateSize: qwen25 ? r.Int(V, "intermediate_size", vp) : (int)Math.Min(int.MaxValue, (long)width * r.Int(V, "mlp_ratio", vp)),
+            HiddenAct: V("hidden_act") is { } act ? r.Str(act, vp + "hidden_act") : qwen25 ? "silu" : "quick_gelu",
+            PatchSize: OptInt("patch_size", "spatial_patch_size", 14),
+            TemporalPatchSize: OptInt("temporal_patch_size", "temporal_patch_size", 2),
+            SpatialMergeSize: OptInt("spatial_merge_size", "spatial_merge_size", 2),
+            InChannels: OptInt("in_channels", "in_chans", 3),
+            WindowSize: qwen25 ? r.Int(V, "window_size", vp) : 112,
             FullAttBlockIndexes: qwen25
-                ? (V("fullatt_block_indexes") as JsonArray ?? throw r.Missing("vision_config.fullatt_block_indexes")).Select(n => n!.GetValue<int>()).ToArray()
+                ? V("fullatt_block_indexes") is { } fa ? r.IntArray(fa, vp + "fullatt_block_indexes") : throw r.Missing(vp + "fullatt_block_indexes")
                 : null);
-        if (textCfg.HiddenSize != visionCfg.OutHiddenSize)
-            throw new InvalidDataException($"{source}: the vision merger output ({visionCfg.OutHiddenSize}) differs from the text hidden_size ({textCfg.HiddenSize})");
-        return new Qwen2VLConfig(modelType, textCfg, visionCfg,
-            ImageTokenId: r.Int(k => root[k], "image_token_id"), VideoTokenId: root["video_token_id"]?.GetValue<int>() ?? 151656,
+        var config = new Qwen2VLConfig(modelType, textCfg, visionCfg,
+            ImageTokenId: r.Int(k => root[k], "image_token_id"),
+            VideoTokenId: root["video_token_id"] is { } vt ? r.Int(vt, "video_token_id") : 151656,
             VisionStartTokenId: r.Int(k => root[k], "vision_start_token_id"),
-            VisionEndTokenId: root["vision_end_token_id"]?.GetValue<int>() ?? 151653);
+            VisionEndTokenId: root["vision_end_token_id"] is { } ve ? r.Int(ve, "vision_end_token_id") : 151653);
+        config.Validate(source);
+        return config;
+    }
+
+    /// <summary>Largest values accepted, about twice those of the largest released models (Qwen2.5-VL-72B: hidden 8192,
+    /// 80 layers, intermediate 29568, 64 heads; vision 1280 wide, 32 deep): a config beyond them is a mistake or an
+    /// attack, and would allocate tens of gigabytes before the checkpoint is even compared.</summary>
+    public static class Limits
+    {
+        public const int Vocab = 1 << 20, Hidden = 16384, Intermediate = 65536, Layers = 256, Heads = 256, VisionDepth = 256,
+            VisionWidth = 8192, Patch = 64, TemporalPatch = 16, Merge = 16;
+    }
+
+    static readonly string[] Activations = ["silu", "swish", "quick_gelu", "gelu", "gelu_pytorch_tanh", "gelu_new"];
+
+    /// <summary>
+    /// Checks every value against <see cref="Limits"/> and the architecture's own rules (heads divide the width, head
+    /// dimensions are even for the rotary embedding, token ids lie in the vocabulary, Qwen2.5-VL windows hold at least one
+    /// merged token …) and throws an <see cref="InvalidDataException"/> naming <paramref name="source"/> and the key.
+    /// </summary>
+    public void Validate(string source)
+    {
+        void Check(bool ok, string key, string rule, object value)
+        {
+            if (!ok) throw new InvalidDataException($"{source}: key '{key}' {rule}, got {value}");
+        }
+        void Range(long value, long min, long max, string key) => Check(value >= min && value <= max, key, $"must be between {min:N0} and {max:N0}", value);
+        var t = Text;
+        Range(t.VocabSize, 1, Limits.Vocab, "vocab_size");
+        Range(t.HiddenSize, 1, Limits.Hidden, "hidden_size");
+        Range(t.IntermediateSize, 1, Limits.Intermediate, "intermediate_size");
+        Range(t.NumHiddenLayers, 1, Limits.Layers, "num_hidden_layers");
+        Range(t.NumAttentionHeads, 1, Limits.Heads, "num_attention_heads");
+        Check(t.HiddenSize % t.NumAttentionHeads == 0 && t.HeadDim % 2 == 0, "num_attention_heads",
+            $"must divide hidden_size {t.HiddenSize} into an even head dimension", t.NumAttentionHeads);
+        Range(t.NumKeyValueHeads, 1, t.NumAttentionHeads, "num_key_value_heads");
+        Check(t.NumAttentionHeads % t.NumKeyValueHeads == 0, "num_key_value_heads", $"must divide num_attention_heads {t.NumAttentionHeads}", t.NumKeyValueHeads);
+        Check(t.MropeSection.Length == 3 && t.MropeSection.All(x => x >= 0) && t.MropeSection.Sum(x => (long)x) * 2 == t.HeadDim, "mrope_section",
+            $"must be three non-negative numbers summing to head_dim/2 = {t.HeadDim / 2}", $"[{string.Join(",", t.MropeSection.Take(8))}]");
+        Check(double.IsFinite(t.RopeTheta) && t.RopeTheta > 1, "rope_theta", "must be a finite number above 1", t.RopeTheta);
+        Check(double.IsFinite(t.RmsNormEps) && t.RmsNormEps > 0 && t.RmsNormEps < 1, "rms_norm_eps", "must be in (0, 1)", t.RmsNormEps);
+
+        var v = Vision;
+        const string vp = "vision_config.";
+        Range(v.Depth, 1, Limits.VisionDepth, vp + "depth");
+        Range(v.Width, 1, Limits.VisionWidth, vp + (IsQwen25 ? "hidden_size" : "embed_dim"));
+        Range(v.NumHeads, 1, Limits.Heads, vp + "num_heads");
+        Check(v.Width % v.NumHeads == 0 && v.HeadDim % 4 == 0, vp + "num_heads",
+            $"must divide the vision width {v.Width} into a head dimension that is a multiple of 4", v.NumHeads);
+        Range(v.IntermediateSize, 1, Limits.Intermediate, vp + (IsQwen25 ? "intermediate_size" : "mlp_ratio × embed_dim"));
+        Check(Activations.Contains(v.HiddenAct), vp + "hidden_act", $"must be one of {string.Join(", ", Activations)}", $"'{IO.Excerpt.Of(v.HiddenAct, 40)}'");
+        Range(v.PatchSize, 1, Limits.Patch, vp + "patch_size");
+        Range(v.TemporalPatchSize, 1, Limits.TemporalPatch, vp + "temporal_patch_size");
+        Range(v.SpatialMergeSize, 1, Limits.Merge, vp + "spatial_merge_size");
+        Check(v.InChannels == 3, vp + "in_channels", "must be 3 (images are RGB)", v.InChannels);
+        Check(v.OutHiddenSize == t.HiddenSize, vp + (IsQwen25 ? "out_hidden_size" : "hidden_size"), $"(the vision merger output) must equal the text hidden_size {t.HiddenSize}", v.OutHiddenSize);
+        if (IsQwen25)
+        {
+            int unit = v.PatchSize * v.SpatialMergeSize;
+            Check(v.WindowSize >= unit && v.WindowSize <= 1 << 16, vp + "window_size", $"must be between patch_size × spatial_merge_size = {unit} and 65,536", v.WindowSize);
+            var bad = (v.FullAttBlockIndexes ?? []).FirstOrDefault(i => i < 0 || i >= v.Depth, -1);
+            Check(bad < 0, vp + "fullatt_block_indexes", $"must be block numbers below depth {v.Depth}", bad);
+        }
+        foreach (var (key, id) in new[] { ("image_token_id", ImageTokenId), ("video_token_id", VideoTokenId),
+                     ("vision_start_token_id", VisionStartTokenId), ("vision_end_token_id", VisionEndTokenId) })
+            Check(id >= 0 && id < t.VocabSize, key, $"must be a token id below vocab_size {t.VocabSize:N0}", id);
     }
 
     /// <summary>
@@ -143,17 +213,45 @@ public sealed record Qwen2VLConfig(
         };
     }
 
+    /// <summary>Typed reads whose errors name the key and the file (JsonNode's own say only "cannot be converted").</summary>
     sealed class Reader(JsonObject root, string source)
     {
-        public string Str(JsonObject o, string key) =>
-            o[key]?.GetValue<string>() ?? throw Missing(key);
-        public int Int(Func<string, JsonNode?> get, string key, string prefix = "")
+        public string Str(JsonObject o, string key) => o[key] is { } n ? Str(n, key) : throw Missing(key);
+
+        public string Str(JsonNode n, string key) =>
+            n is JsonValue v && v.TryGetValue(out string? s) ? s : throw Wrong(key, "a string", n);
+
+        public int Int(Func<string, JsonNode?> get, string key, string prefix = "") =>
+            get(key) is { } n ? Int(n, prefix + key) : throw Missing(prefix + key);
+
+        public int Int(JsonNode n, string key)
         {
-            var n = get(key) ?? throw Missing(prefix + key);
-            try { return n.GetValue<int>(); }
-            catch (Exception e) when (e is FormatException or InvalidOperationException)
-            { throw new InvalidDataException($"{source}: key '{prefix}{key}' must be an integer, got {n.ToJsonString()}", e); }
+            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
+            {
+                if (v.TryGetValue(out int i)) return i;
+                // 4.0 is an integer too (some exporters write floats); anything else is not.
+                if (v.TryGetValue(out double d) && d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
+                throw new InvalidDataException($"{source}: key '{key}' must be an integer of at most {int.MaxValue:N0}, got {IO.Excerpt.Of(n.ToJsonString(), 40)}");
+            }
+            throw Wrong(key, "an integer", n);
         }
+
+        public double Double(JsonNode n, string key) =>
+            n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) ? d : throw Wrong(key, "a number", n);
+
+        public bool Bool(JsonNode n, string key) =>
+            n is JsonValue v && v.TryGetValue(out bool b) ? b : throw Wrong(key, "true or false", n);
+
+        public int[] IntArray(JsonNode n, string key)
+        {
+            if (n is not JsonArray a) throw Wrong(key, "an array of integers", n);
+            if (a.Count > 1024) throw new InvalidDataException($"{source}: key '{key}' has {a.Count:N0} entries, more than any model has");
+            return [.. a.Select((e, i) => e is null ? throw Wrong($"{key}[{i}]", "an integer", e) : Int(e, $"{key}[{i}]"))];
+        }
+
+        InvalidDataException Wrong(string key, string what, JsonNode? n) =>
+            new($"{source}: key '{key}' must be {what}, got {IO.Excerpt.Of(n?.ToJsonString() ?? "null", 40)}");
+
         public InvalidDataException Missing(string key) =>
             new($"{source}: missing required key '{key}'" + (root.ContainsKey("text_config") ? "" : " (looked at the root and in text_config)"));
     }

@@ -39,14 +39,12 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     public static Qwen2VLForConditionalGeneration FromPretrained(string folder, Device? device = null, ScalarType? dtype = null)
     {
-        TorchRuntime.EnsureLoaded();
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
-        var config = Qwen2VLConfig.Load(Path.Combine(folder, "config.json"));
-        var files = SafeTensors.CheckpointFiles(folder);
-        var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), dtype ?? ScalarType.Float32);
+        var type = dtype ?? ScalarType.Float32;
+        var config = CheckFolder(folder, type);
+        var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), type);
         try
         {
-            m.LoadFiles(files, folder);
+            m.LoadFiles(SafeTensors.FolderFiles(folder), folder);
             return m;
         }
         catch
@@ -56,36 +54,97 @@ public sealed partial class Qwen2VLForConditionalGeneration
         }
     }
 
+    /// <summary>
+    /// Checks a local Hugging Face model folder before anything is allocated: <c>config.json</c> (types, and bounds by
+    /// <see cref="Qwen2VLConfig.Validate"/>), the safetensors headers of every weight file (shards inside the folder,
+    /// byte ranges inside the file and not overlapping), every tensor's name and shape against the parameters the config
+    /// implies (read from the model built on the meta device, which holds no memory), floating-point dtypes, and the
+    /// memory the weights take in <paramref name="dtype"/>. Returns the config; errors name the file and the key or tensor.
+    /// </summary>
+    public static Qwen2VLConfig CheckFolder(string folder, ScalarType dtype = ScalarType.Float32)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
+        var config = Qwen2VLConfig.Load(Path.Combine(folder, "config.json"));
+        var headers = SafeTensors.ReadFolderHeaders(folder);
+        TorchRuntime.EnsureLoaded();
+        Dictionary<string, long[]> own;
+        using (var meta = new Qwen2VLForConditionalGeneration(config, torch.META, dtype))
+            own = meta.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var problem = Mismatch(config, own, headers.Select(h => (h.Key, h.Value.Info.Shape, SafeTensors.IsFloatingPoint(h.Value.Info.DType) ? null : h.Value.Info.DType)));
+        if (problem is not null) throw new InvalidDataException($"{folder}: the weights do not match {Path.Combine(folder, "config.json")} ({config.ModelType}).{problem}");
+        using var probe = torch.empty(0, dtype: dtype, device: torch.META);
+        long bytes = own.Values.Sum(shape => shape.Aggregate(1L, (a, b) => a * b)) * probe.ElementSize;
+        // Tensors stored in another dtype are converted one file at a time beside the parameters (see LoadFiles).
+        var name = SafeTensors.DTypeName(dtype);
+        long converted = headers.Values.Where(h => h.Info.DType != name).GroupBy(h => h.File)
+            .Select(f => f.Sum(h => h.Info.Shape.Aggregate(1L, (a, b) => a * b)) * probe.ElementSize).DefaultIfEmpty(0).Max();
+        if (bytes + converted > IO.MemoryBudget.AvailableBytes)
+            throw new InsufficientMemoryException($"{folder}: the weights take {IO.MemoryBudget.Format(bytes)} as {dtype}"
+                + (converted > 0 ? $", and {IO.MemoryBudget.Format(converted)} more while a file is converted," : ",")
+                + $" more than the {IO.MemoryBudget.Format(IO.MemoryBudget.AvailableBytes)} of memory here");
+        return config;
+    }
+
+    /// <summary>What keeps a checkpoint's tensors (name, shape, and the dtype when it is not floating point) from loading
+    /// into a model with parameters <paramref name="own"/>: missing, unexpected, wrong-shape and non-float tensors, or
+    /// null when they fit.</summary>
+    static string? Mismatch(Qwen2VLConfig config, IReadOnlyDictionary<string, long[]> own, IEnumerable<(string Key, long[] Shape, string? NonFloat)> checkpoint)
+    {
+        var seen = new HashSet<string>();
+        var unexpected = new List<string>();
+        var wrongShape = new List<string>();
+        var notFloat = new List<string>();
+        foreach (var (key, shape, nonFloat) in checkpoint)
+        {
+            var name = NormalizeKey(key);
+            if (name == "lm_head.weight" && config.Text.TieWordEmbeddings)
+                continue;   // some exports keep the tied copy; it is the embedding matrix
+            if (!own.TryGetValue(name, out var expected)) { unexpected.Add(Excerpt.Of(key)); continue; }
+            seen.Add(name);
+            if (!shape.SequenceEqual(expected))
+                wrongShape.Add($"{name}: checkpoint [{string.Join(",", shape.Take(8))}], model [{string.Join(",", expected)}]");
+            if (nonFloat is not null) notFloat.Add($"{name}: {nonFloat}");
+        }
+        var missing = own.Keys.Where(k => !seen.Contains(k)).ToList();
+        string text = List("missing", missing) + List("unexpected", unexpected) + List("wrong shape", wrongShape)
+            + List("not floating point (the parameters take F16, BF16, F32 or F64)", notFloat);
+        return text.Length == 0 ? null : text;
+
+        static string List(string what, List<string> items) =>
+            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
+    }
+
     /// <summary>Loads one safetensors file of either key layout (strict).</summary>
     public void LoadSafetensors(string path) => LoadFiles([path], path);
 
     /// <summary>
-    /// Reads safetensors files into the parameters, strictly (see <see cref="LoadWeights"/>; checked from the headers
+    /// Reads safetensors files into the parameters, strictly (as <see cref="LoadWeights"/>, checked from the headers
     /// before any data is read). A tensor stored in the parameter's dtype goes from the file straight into the
-    /// parameter's memory, so that loading costs about one read of the file: no second copy of the checkpoint in
-    /// memory, no fresh memory to fill twice. Other tensors (another dtype, or a parameter off the CPU) are read and
-    /// converted one file at a time.
+    /// parameter's memory, so that loading costs one read of the file: no second copy of the checkpoint in memory.
+    /// Other tensors (another dtype, or a parameter off the CPU) are read and converted one file at a time.
     /// </summary>
     void LoadFiles(IReadOnlyList<string> files, string source)
     {
         var headers = files.Select(f => (Path: f, Header: SafeTensors.ReadHeader(f))).ToList();
-        var byKey = Match(headers.SelectMany(h => h.Header.Tensors.Select(t => (t.Name, t.Shape))), source).ToDictionary(kv => kv.Value, kv => kv.Key);
         var own = state_dict();
+        var problem = Mismatch(Config, own.ToDictionary(kv => kv.Key, kv => kv.Value.shape), headers.SelectMany(h => h.Header.Tensors)
+            .Select(t => (t.Name, t.Shape, SafeTensors.IsFloatingPoint(t.DType) ? null : t.DType)));
+        if (problem is not null) throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration.{problem}");
         var fileType = SafeTensors.DTypeName(DType);
         using var _ = torch.no_grad();
         foreach (var (path, (tensors, dataStart, _)) in headers)
         {
             var convert = new HashSet<string>();
             using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
-                foreach (var t in tensors.Where(t => byKey.ContainsKey(t.Name)))
+                foreach (var t in tensors)
                 {
-                    var p = own[byKey[t.Name]];
+                    if (!own.TryGetValue(NormalizeKey(t.Name), out var p)) continue;   // a tied lm_head copy
                     if (t.DType == fileType && p.device_type == DeviceType.CPU && p.is_contiguous()) ReadInto(fs, dataStart + t.Begin, p);
                     else convert.Add(t.Name);
                 }
             if (convert.Count == 0) continue;
             foreach (var (key, t) in SafeTensors.Load(path, DType, convert.Contains))
-                using (t) own[byKey[key]].copy_(t);
+                using (t) own[NormalizeKey(key)].copy_(t);
         }
     }
 
@@ -127,39 +186,13 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     public void LoadWeights(IReadOnlyDictionary<string, Tensor> weights, string source)
     {
-        var byName = Match(weights.Select(kv => (kv.Key, kv.Value.shape)), source);
         var own = state_dict();
+        var problem = Mismatch(Config, own.ToDictionary(kv => kv.Key, kv => kv.Value.shape),
+            weights.Select(kv => (kv.Key, kv.Value.shape, kv.Value.is_floating_point() ? null : kv.Value.dtype.ToString())));
+        if (problem is not null) throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration.{problem}");
         using var _ = torch.no_grad();
-        foreach (var (name, key) in byName) own[name].copy_(weights[key]);
-    }
-
-    /// <summary>
-    /// Pairs checkpoint keys (either layout) with parameter names, strictly: missing, unexpected and wrong-shape
-    /// tensors are all listed in one error naming <paramref name="source"/>. Returns parameter name → checkpoint key.
-    /// </summary>
-    Dictionary<string, string> Match(IEnumerable<(string Key, long[] Shape)> tensors, string source)
-    {
-        var own = state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
-        var byName = new Dictionary<string, (string Key, long[] Shape)>();
-        var unexpected = new List<string>();
-        foreach (var (key, shape) in tensors)
-        {
-            var name = NormalizeKey(key);
-            if (name == "lm_head.weight" && lm_head is null && Config.Text.TieWordEmbeddings)
-                continue;   // some exports keep the tied copy; it is the embedding matrix
-            if (own.ContainsKey(name)) byName[name] = (key, shape);
-            else unexpected.Add(key);
-        }
-        var missing = own.Keys.Where(k => !byName.ContainsKey(k)).ToList();
-        var wrongShape = byName.Where(kv => !kv.Value.Shape.SequenceEqual(own[kv.Key]))
-            .Select(kv => $"{kv.Key}: checkpoint [{string.Join(",", kv.Value.Shape)}], model [{string.Join(",", own[kv.Key])}]").ToList();
-        if (missing.Count + unexpected.Count + wrongShape.Count > 0)
-            throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration."
-                + List("missing", missing) + List("unexpected", unexpected) + List("wrong shape", wrongShape));
-        return byName.ToDictionary(kv => kv.Key, kv => kv.Value.Key);
-
-        static string List(string what, List<string> items) =>
-            items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(20))}{(items.Count > 20 ? "; …" : "")}.";
+        foreach (var (key, t) in weights)
+            if (own.TryGetValue(NormalizeKey(key), out var p)) p.copy_(t);
     }
 
     /// <summary>Maps the transformers ≥ 4.52 layout and PEFT exports onto the legacy names (spec §2.4).</summary>

@@ -15,7 +15,8 @@ public sealed record SamplingOptions(
 /// <summary>
 /// Completions of a <see cref="Qwen2VLForConditionalGeneration.Generate"/> call, row b·G + j for sample j of prompt b:
 /// ids [N, C], mask [N, C] (1 through the first stop token, 0 after), and, when asked for, the log-probability of each
-/// chosen token under the model's unscaled distribution, log_softmax(logits) (no temperature; 0 where masked).
+/// chosen token under the temperature-scaled distribution before top-k/top-p, log_softmax(logits / T) — what GRPO's loss
+/// takes as the token's log-prob (TRL) — or log_softmax(logits) when greedy; 0 where masked.
 /// C is the number of steps run: fewer than MaxNewTokens when every row stopped early.
 /// </summary>
 public sealed record GenerationOutput(Tensor CompletionIds, Tensor CompletionMask, Tensor? LogProbs) : IDisposable
@@ -94,7 +95,8 @@ public sealed partial class Qwen2VLForConditionalGeneration
             var next = SampleNext(logits, options, generator).masked_fill_(finished, options.PadTokenId);
             ids.Add(next.MoveToOuterDisposeScope());
             if (returnLogProbs)
-                lps.Add(logits.log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).masked_fill_(finished, 0).MoveToOuterDisposeScope());
+                lps.Add((options.Greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature)
+                    .log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).masked_fill_(finished, 0).MoveToOuterDisposeScope());
             finishedBefore.Add(finished);
             if (canStop)
             {

@@ -1,4 +1,5 @@
 using VisualRft.Geometry;
+using VisualRft.IO;
 
 namespace VisualRft.Rewards.Parsing;
 
@@ -16,7 +17,7 @@ static class OfficialDetection
     /// <summary>Spec §4.3 steps 1–2: answer by the single-line regex (else whole text), wrapped, <c>[[</c>/<c>]]</c> squashed,
     /// every <c>\n</c> deleted.</summary>
     static string StudentText(string completion) =>
-        ("<answer>" + PyText.SearchGroupOrWhole(Answers.AnswerSingleLine(), completion) + "</answer>")
+        ("<answer>" + Answers.SearchAnswerOrWhole(completion, dotAll: false) + "</answer>")
             .Replace("[[", "[").Replace("]]", "]").Replace("\n", "");
 
     /// <summary>Spec §4.3 step 3, <c>extract_bbox</c>: null where Python returns None.</summary>
@@ -36,7 +37,7 @@ static class OfficialDetection
         }
         content = content.Replace('\'', '"');
         if (PyJson.TryLoads(content, out var value, out error)) return value;
-        error = $"json.loads failed ({error}) on: {Shorten(content)}";
+        error = $"json.loads failed ({error}) on: {Excerpt.Of(content)}";
         return null;
     }
 
@@ -44,8 +45,12 @@ static class OfficialDetection
     public static DetectionAnswer Parse(string completion)
     {
         string student = StudentText(completion);
+        return Describe(student, ExtractBbox(student, out var error), error);
+    }
+
+    static DetectionAnswer Describe(string student, PyValue? list, string error)
+    {
         string answer = student["<answer>".Length..^"</answer>".Length];
-        var list = ExtractBbox(student, out var error);
         bool noObjects = PyText.Strip(answer) == "No Objects";
         if (list is null) return new(answer, [], noObjects, new(ParseFailureKind.InvalidJson, error));
         if (list.Kind != PyKind.List || list.Items.Count == 0)
@@ -63,27 +68,38 @@ static class OfficialDetection
     static bool TryBox(PyValue item, out DetectionBox box, out ParseFailure failure)
     {
         box = new(default, 0);
-        failure = new(ParseFailureKind.InvalidElement, $"element {Shorten(item.ToString())} is not a dict with 'Position' and 'Confidence'");
-        if (item.Kind != PyKind.Dict || !item.TryGet("Position", out var p) || !item.TryGet("Confidence", out var c)) return false;
+        failure = null!;
+        if (item.Kind != PyKind.Dict || !item.TryGet("Position", out var p) || !item.TryGet("Confidence", out var c))
+        {
+            failure = new(ParseFailureKind.InvalidElement, $"element {item} is not a dict with 'Position' and 'Confidence'");
+            return false;
+        }
         if (p.Kind != PyKind.List || p.Items.Count != 4 || p.Items.Any(v => !v.IsNumber))
         {
-            failure = new(ParseFailureKind.InvalidPosition, $"Position {Shorten(p.ToString())} is not 4 numbers");
+            failure = new(ParseFailureKind.InvalidPosition, $"Position {p} is not 4 numbers");
             return false;
         }
         if (!c.IsNumber)
         {
-            failure = new(ParseFailureKind.InvalidConfidence, $"Confidence {Shorten(c.ToString())} is not a number");
+            failure = new(ParseFailureKind.InvalidConfidence, $"Confidence {c} is not a number");
             return false;
         }
         box = new(new Box(p.Items[0].Number, p.Items[1].Number, p.Items[2].Number, p.Items[3].Number), c.Number);
         return true;
     }
 
-    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, with the failure that made them 0 if any.</summary>
-    public static (double Iou, double Confidence, ParseFailure? Failure) Score(string completion, string solution)
+    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, the failure that made them 0 if any, and the answer as
+    /// <see cref="Parse"/> reads it (from the same parse).</summary>
+    public static (double Iou, double Confidence, ParseFailure? Failure, DetectionAnswer Answer) Score(string completion, string solution)
     {
-        var pred = ExtractBbox(StudentText(completion), out var predError);
-        var gt = ExtractBbox(PyText.Strip(solution), out _);
+        string student = StudentText(completion);
+        var pred = ExtractBbox(student, out var predError);
+        var (iou, confidence, failure) = Score(pred, predError, ExtractBbox(PyText.Strip(solution), out _));
+        return (iou, confidence, failure, Describe(student, pred, predError));
+    }
+
+    static (double Iou, double Confidence, ParseFailure? Failure) Score(PyValue? pred, string predError, PyValue? gt)
+    {
         try
         {
             // `if student_answer_bbox==None or type(student_answer_bbox[0])!=dict: reward = 0.0`
@@ -152,29 +168,53 @@ static class OfficialDetection
         return items;
     }
 
-    /// <summary>Python <c>==</c> on hashable scalars. NaN equals NaN here: json.loads returns the same NaN object
-    /// every time and tuple comparison checks identity first, so duplicate NaN positions are removed too.</summary>
-    static bool PyEquals(PyValue a, PyValue b) =>
-        a.IsNumber && b.IsNumber ? a.Number == b.Number || (double.IsNaN(a.Number) && double.IsNaN(b.Number))
-        : a.Kind == PyKind.Str && b.Kind == PyKind.Str ? a.Str == b.Str
-        : a.Kind == PyKind.None && b.Kind == PyKind.None;
+    /// <summary>Python <c>==</c> and <c>hash</c> on the hashable scalars of a position tuple. NaN equals NaN here: json.loads
+    /// returns the same NaN object every time and tuple comparison checks identity first, so duplicate NaN positions are
+    /// removed too. True == 1 == 1.0 and 0.0 == −0.0, as in Python.</summary>
+    sealed class TupleEquality : IEqualityComparer<List<PyValue>>
+    {
+        public static readonly TupleEquality Instance = new();
 
-    /// <summary>Spec §4.3 step 5, <c>remove_duplicates</c>: keeps the first of each exact <c>tuple(Position)</c>.</summary>
+        static bool Same(PyValue a, PyValue b) =>
+            a.IsNumber && b.IsNumber ? a.Number == b.Number || (double.IsNaN(a.Number) && double.IsNaN(b.Number))
+            : a.Kind == PyKind.Str && b.Kind == PyKind.Str ? a.Str == b.Str
+            : a.Kind == PyKind.None && b.Kind == PyKind.None;
+
+        public bool Equals(List<PyValue>? x, List<PyValue>? y)
+        {
+            if (x!.Count != y!.Count) return false;
+            for (int i = 0; i < x.Count; i++)
+                if (!Same(x[i], y[i])) return false;
+            return true;
+        }
+
+        public int GetHashCode(List<PyValue> t)
+        {
+            var h = new HashCode();
+            h.Add(t.Count);
+            foreach (var v in t)
+                h.Add(v.IsNumber ? (v.Number == 0 ? 0 : double.IsNaN(v.Number) ? 1 : v.Number.GetHashCode())
+                    : v.Kind == PyKind.Str ? string.GetHashCode(v.Str, StringComparison.Ordinal) : 2);
+            return h.ToHashCode();
+        }
+    }
+
+    /// <summary>Spec §4.3 step 5, <c>remove_duplicates</c>: keeps the first of each exact <c>tuple(Position)</c>. The official
+    /// code searches a list of the tuples seen (quadratic); a hash set gives the same answer in linear time, and the
+    /// positions are still read in order, so the same box raises the same error first.</summary>
     static List<PyValue> RemoveDuplicates(List<PyValue> boxes)
     {
-        var seen = new List<List<PyValue>>();
+        var seen = new HashSet<List<PyValue>>(TupleEquality.Instance);
         var unique = new List<PyValue>();
         foreach (var box in boxes)
-        {
-            var t = HashableTuple(Get(box, "Position"));
-            if (seen.Any(s => s.Count == t.Count && s.Zip(t).All(p => PyEquals(p.First, p.Second)))) continue;
-            seen.Add(t);
-            unique.Add(box);
-        }
+            if (seen.Add(HashableTuple(Get(box, "Position")))) unique.Add(box);
         return unique;
     }
 
-    /// <summary>Spec §4.4, <c>sort_and_calculate_iou</c>: greedy, confidence-ordered, one-to-one, strict IoU &gt; 0.5.</summary>
+    /// <summary>Spec §4.4, <c>sort_and_calculate_iou</c>: greedy, confidence-ordered, one-to-one, strict IoU &gt; 0.5.
+    /// The official loop re-reads every unmatched ground-truth box for every prediction; here each box is unpacked once,
+    /// at its first comparison, which is where the official code would first raise for it. The comparisons themselves
+    /// stay O(predictions × ground-truth boxes), as in the original.</summary>
     static List<(double Iou, double Confidence)> SortAndCalculateIou(PyValue? gt, List<PyValue> preds)
     {
         var keys = preds.Select(p => Get(p, "Confidence")).ToList();
@@ -184,36 +224,42 @@ static class OfficialDetection
         var order = PySort.SortedIndicesDescending(keys.Select(k => k.Number).ToArray());
         if (gt is null) throw new PyError("TypeError: 'NoneType' object is not iterable (the solution has no parsable box list)");
         if (gt.Kind != PyKind.List) throw new PyError($"TypeError: cannot iterate the solution's {gt.TypeName}");
-        var matched = new HashSet<int>();
+        int n = gt.Items.Count;
+        var matched = new bool[n];
+        var truth = new Quad?[n];
         var results = new List<(double, double)>();
         foreach (int i in order)
         {
             double best = 0;
             int bestJ = -1;
-            for (int j = 0; j < gt.Items.Count; j++)
+            Quad? pred = null;
+            for (int j = 0; j < n; j++)
             {
-                if (matched.Contains(j)) continue;
-                double iou = CalculateIou(Get(gt.Items[j], "Position"), Get(preds[i], "Position"));
+                if (matched[j]) continue;
+                // calculate_iou(gt[j]['Position'], pred['Position']): the gt box is read and unpacked before the prediction.
+                var g = truth[j] ??= Unpack4(Get(gt.Items[j], "Position"));
+                var p = pred ??= Unpack4(Get(preds[i], "Position"));
+                double iou = CalculateIou(g, p);
                 if (iou > best) { best = iou; bestJ = j; }
             }
-            if (best > 0.5) { results.Add((best, keys[i].Number)); matched.Add(bestJ); }
+            if (best > 0.5) { results.Add((best, keys[i].Number)); matched[bestJ] = true; }
             else results.Add((0, keys[i].Number));
         }
         return results;
     }
 
+    readonly record struct Quad(double X1, double Y1, double X2, double Y2);
+
     /// <summary>Spec §4.4, <c>calculate_iou(gt, pred)</c> with Python's max/min (first argument wins ties and NaN
     /// comparisons), <c>xi2 &lt;= xi1 or yi2 &lt;= yi1 → 0.0</c>, and ZeroDivisionError when the union is 0 (possible only
     /// through floating-point underflow).</summary>
-    static double CalculateIou(PyValue box1, PyValue box2)
+    static double CalculateIou(Quad a, Quad b)
     {
-        var (x1, y1, x2, y2) = Unpack4(box1);
-        var (x12, y12, x22, y22) = Unpack4(box2);
-        double xi1 = PyMax(x1, x12), yi1 = PyMax(y1, y12), xi2 = PyMin(x2, x22), yi2 = PyMin(y2, y22);
+        double xi1 = PyMax(a.X1, b.X1), yi1 = PyMax(a.Y1, b.Y1), xi2 = PyMin(a.X2, b.X2), yi2 = PyMin(a.Y2, b.Y2);
         if (xi2 <= xi1 || yi2 <= yi1) return 0.0;
         double inter = (xi2 - xi1) * (yi2 - yi1);
-        double area1 = (x2 - x1) * (y2 - y1);
-        double area2 = (x22 - x12) * (y22 - y12);
+        double area1 = (a.X2 - a.X1) * (a.Y2 - a.Y1);
+        double area2 = (b.X2 - b.X1) * (b.Y2 - b.Y1);
         double union = area1 + area2 - inter;
         if (union == 0) throw new PyError("ZeroDivisionError: float division by zero");
         return inter / union;
@@ -224,7 +270,7 @@ static class OfficialDetection
 
     /// <summary><c>x1, y1, x2, y2 = position</c>, then arithmetic: 4 elements, all numbers (bool counts as a number).
     /// A string of 4 characters unpacks in Python too and then fails at the comparison with the other box.</summary>
-    static (double, double, double, double) Unpack4(PyValue v)
+    static Quad Unpack4(PyValue v)
     {
         var items = v.Kind switch
         {
@@ -237,29 +283,33 @@ static class OfficialDetection
             throw new PyError(items.Count > 4 ? "ValueError: too many values to unpack (expected 4)" : $"ValueError: not enough values to unpack (expected 4, got {items.Count})");
         foreach (var item in items)
             if (!item.IsNumber) throw new PyError($"TypeError: '>' not supported between a number and '{item.TypeName}'");
-        return (items[0].Number, items[1].Number, items[2].Number, items[3].Number);
+        return new(items[0].Number, items[1].Number, items[2].Number, items[3].Number);
     }
 
-    internal static string Shorten(string s) => s.Length <= 120 ? s : s[..117] + "...";
 }
 
 /// <summary>
 /// CPython's <c>sorted(key=…, reverse=True)</c> on float keys, including its behaviour with NaN keys (every comparison
-/// with NaN is false, so the result depends on the algorithm): reverse, stable ascending sort by <c>&lt;</c>, reverse. For
-/// fewer than 64 elements CPython's timsort is exactly count_run + binary insertion sort, which is what runs here for
-/// any length (for 64+ elements with NaN keys CPython's merges may order differently; no finite-key result differs).
+/// with NaN is false, so the result depends on the algorithm). Without NaN the comparisons are consistent and every
+/// stable sort gives Python's order (equal keys keep their input order, also under <c>reverse=True</c>): O(n log n).
+/// With NaN: reverse, count_run + binary insertion sort by <c>&lt;</c>, reverse — exactly CPython's timsort for fewer than
+/// 64 elements, used here for any length (for 64+ elements with NaN keys CPython's merges may order differently). The
+/// insertion runs on a balanced sequence (<see cref="IndexedSequence"/>), O(n log² n), with the same comparisons as
+/// the array version.
 /// </summary>
 static class PySort
 {
     public static int[] SortedIndicesDescending(double[] keys)
     {
+        if (!keys.Any(double.IsNaN)) return [.. Enumerable.Range(0, keys.Length).OrderByDescending(i => keys[i])];
         int n = keys.Length;
         var idx = Enumerable.Range(0, n).Reverse().ToArray();
         var k = idx.Select(i => keys[i]).ToArray();
+        // count_run: the initial ascending or strictly descending run; a descending run is reversed in place.
+        int run = 1;
         if (n > 1)
         {
-            // count_run: the initial ascending or strictly descending run; a descending run is reversed in place.
-            int run = 2;
+            run = 2;
             if (k[1] < k[0])
             {
                 while (run < n && k[run] < k[run - 1]) run++;
@@ -268,23 +318,107 @@ static class PySort
             }
             else
                 while (run < n && !(k[run] < k[run - 1])) run++;
-            // binarysort of the rest into the run.
-            for (int start = run; start < n; start++)
-            {
-                double pivot = k[start];
-                int pivotIdx = idx[start], l = 0, r = start;
-                do
-                {
-                    int p = l + ((r - l) >> 1);
-                    if (pivot < k[p]) r = p; else l = p + 1;
-                } while (l < r);
-                Array.Copy(k, l, k, l + 1, start - l);
-                Array.Copy(idx, l, idx, l + 1, start - l);
-                k[l] = pivot;
-                idx[l] = pivotIdx;
-            }
         }
-        Array.Reverse(idx);
-        return idx;
+        var sorted = new IndexedSequence(n);
+        for (int i = 0; i < run; i++) sorted.Insert(i, k[i], idx[i]);
+        // binarysort of the rest into the run.
+        for (int start = run; start < n; start++)
+        {
+            double pivot = k[start];
+            int l = 0, r = start;
+            do
+            {
+                int p = l + ((r - l) >> 1);
+                if (pivot < sorted.KeyAt(p)) r = p; else l = p + 1;
+            } while (l < r);
+            sorted.Insert(l, pivot, idx[start]);
+        }
+        var result = sorted.Items();
+        Array.Reverse(result);
+        return result;
+    }
+}
+
+/// <summary>A sequence of (key, item) with O(log n) expected access and insertion by position (an implicit treap with
+/// deterministic priorities).</summary>
+sealed class IndexedSequence(int capacity)
+{
+    readonly int[] left = new int[capacity], right = new int[capacity], size = new int[capacity], item = new int[capacity];
+    readonly double[] key = new double[capacity];
+    readonly uint[] priority = new uint[capacity];
+    int root = -1, count;
+    uint state = 2463534242;
+
+    int Size(int t) => t < 0 ? 0 : size[t];
+
+    public double KeyAt(int position)
+    {
+        int t = root;
+        while (true)
+        {
+            int ls = Size(left[t]);
+            if (position < ls) t = left[t];
+            else if (position == ls) return key[t];
+            else { position -= ls + 1; t = right[t]; }
+        }
+    }
+
+    public void Insert(int position, double k, int value)
+    {
+        int x = count++;
+        (left[x], right[x], size[x], key[x], item[x]) = (-1, -1, 1, k, value);
+        state ^= state << 13; state ^= state >> 17; state ^= state << 5;   // xorshift32
+        priority[x] = state;
+        var (a, b) = Split(root, position);
+        root = Merge(Merge(a, x), b);
+    }
+
+    (int, int) Split(int t, int position)
+    {
+        if (t < 0) return (-1, -1);
+        if (position <= Size(left[t]))
+        {
+            var (a, b) = Split(left[t], position);
+            left[t] = b;
+            Update(t);
+            return (a, t);
+        }
+        var (c, d) = Split(right[t], position - Size(left[t]) - 1);
+        right[t] = c;
+        Update(t);
+        return (t, d);
+    }
+
+    int Merge(int a, int b)
+    {
+        if (a < 0) return b;
+        if (b < 0) return a;
+        if (priority[a] > priority[b])
+        {
+            right[a] = Merge(right[a], b);
+            Update(a);
+            return a;
+        }
+        left[b] = Merge(a, left[b]);
+        Update(b);
+        return b;
+    }
+
+    void Update(int t) => size[t] = 1 + Size(left[t]) + Size(right[t]);
+
+    /// <summary>The items in sequence order.</summary>
+    public int[] Items()
+    {
+        var result = new int[count];
+        var stack = new Stack<int>();
+        int t = root, i = 0;
+        while (t >= 0 || stack.Count > 0)
+        {
+            for (; t >= 0; t = left[t]) stack.Push(t);
+            t = stack.Pop();
+            result[i++] = item[t];
+            t = right[t];
+        }
+        return result;
     }
 }

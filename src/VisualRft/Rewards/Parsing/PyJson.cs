@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using VisualRft.IO;
 
 namespace VisualRft.Rewards.Parsing;
 
@@ -19,6 +20,8 @@ sealed class PyValue
     public List<PyValue> Items { get; private init; } = [];
     /// <summary>Dict entries in insertion order; a repeated key keeps its first position and its last value, as in Python.</summary>
     public List<KeyValuePair<string, PyValue>> Entries { get; private init; } = [];
+    /// <summary>Key → position in <see cref="Entries"/>, kept only for dicts too large to search (see <see cref="PyJson"/>).</summary>
+    Dictionary<string, int>? index;
 
     public static readonly PyValue Null = new() { Kind = PyKind.None };
     public static PyValue Bool(bool b) => new() { Kind = PyKind.Bool, Number = b ? 1 : 0 };
@@ -26,12 +29,19 @@ sealed class PyValue
     public static PyValue Float(double v) => new() { Kind = PyKind.Float, Number = v };
     public static PyValue String(string s) => new() { Kind = PyKind.Str, Str = s };
     public static PyValue List(List<PyValue> items) => new() { Kind = PyKind.List, Items = items };
-    public static PyValue Dict(List<KeyValuePair<string, PyValue>> entries) => new() { Kind = PyKind.Dict, Entries = entries };
+    public static PyValue Dict(List<KeyValuePair<string, PyValue>> entries, Dictionary<string, int>? index = null) =>
+        new() { Kind = PyKind.Dict, Entries = entries, index = index };
 
     public bool IsNumber => Kind is PyKind.Bool or PyKind.Int or PyKind.Float;
 
     public bool TryGet(string key, out PyValue value)
     {
+        if (index is not null)
+        {
+            bool found = index.TryGetValue(key, out var at);
+            value = found ? Entries[at].Value : Null;
+            return found;
+        }
         foreach (var (k, v) in Entries)
             if (k == key) { value = v; return true; }
         value = Null;
@@ -45,15 +55,47 @@ sealed class PyValue
         PyKind.Str => "str", PyKind.List => "list", _ => "dict",
     };
 
-    public override string ToString() => Kind switch
+    /// <summary>The value as Python prints it, cut to <see cref="Excerpt.DefaultLength"/> characters.</summary>
+    public override string ToString() => Preview(Excerpt.DefaultLength);
+
+    /// <summary>The value as Python prints it, cut to <paramref name="max"/> characters; the cost is bounded by
+    /// <paramref name="max"/>, not by the size of the value (messages quote hostile answers).</summary>
+    public string Preview(int max)
     {
-        PyKind.None => "None",
-        PyKind.Bool => Number != 0 ? "True" : "False",
-        PyKind.Int or PyKind.Float => Number.ToString("R", CultureInfo.InvariantCulture),
-        PyKind.Str => "'" + Str + "'",
-        PyKind.List => "[" + string.Join(", ", Items) + "]",
-        _ => "{" + string.Join(", ", Entries.Select(e => $"'{e.Key}': {e.Value}")) + "}",
-    };
+        var sb = new StringBuilder();
+        Append(sb, max + 1);
+        return Excerpt.Of(sb.ToString(), max);
+    }
+
+    void Append(StringBuilder sb, int limit)
+    {
+        switch (Kind)
+        {
+            case PyKind.None: sb.Append("None"); break;
+            case PyKind.Bool: sb.Append(Number != 0 ? "True" : "False"); break;
+            case PyKind.Int or PyKind.Float: sb.Append(Number.ToString("R", CultureInfo.InvariantCulture)); break;
+            case PyKind.Str: sb.Append('\'').Append(Str.AsSpan(0, Math.Min(Str.Length, Math.Max(0, limit - sb.Length)))).Append('\''); break;
+            case PyKind.List:
+                sb.Append('[');
+                for (int i = 0; i < Items.Count && sb.Length < limit; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    Items[i].Append(sb, limit);
+                }
+                sb.Append(']');
+                break;
+            default:
+                sb.Append('{');
+                for (int i = 0; i < Entries.Count && sb.Length < limit; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    sb.Append('\'').Append(Entries[i].Key.AsSpan(0, Math.Min(Entries[i].Key.Length, Math.Max(0, limit - sb.Length)))).Append("': ");
+                    Entries[i].Value.Append(sb, limit);
+                }
+                sb.Append('}');
+                break;
+        }
+    }
 }
 
 /// <summary>
@@ -62,11 +104,13 @@ sealed class PyValue
 /// and the official detection reward depends on accepting them, spec §4.7); control characters inside strings,
 /// trailing commas, leading zeros, <c>1.</c> and single quotes are errors; ints and floats are told apart; duplicate
 /// keys keep the last value. Nesting deeper than <see cref="MaxDepth"/> fails, as Python's recursion limit does
-/// (near 1000 frames). Never throws.
+/// (near 1000 frames). Linear in the input: a dict with many keys indexes them, so repeated or distinct keys cost O(1)
+/// each. Never throws.
 /// </summary>
 static class PyJson
 {
     public const int MaxDepth = 990;
+    const int SmallDict = 8;
 
     public static bool TryLoads(string s, out PyValue value, out string error)
     {
@@ -150,9 +194,26 @@ static class PyJson
             return isFloat ? PyValue.Float(v) : PyValue.Int(v + 0.0); // + 0.0: Python's int -0 is plain 0
         }
 
-        string StringBody()
+        // Keys repeat in every box ('Position', 'Confidence'): one string per distinct key, looked up without allocating.
+        readonly Dictionary<string, string> keys = new(StringComparer.Ordinal);
+
+        /// <summary>The body of a string after its opening quote. Strings without escapes (nearly all) are cut out of the
+        /// input in one piece; keys are shared.</summary>
+        string StringBody(bool key = false)
         {
-            var sb = new StringBuilder();
+            int end = Pos;
+            while (end < s.Length && s[end] is not ('"' or '\\') && s[end] >= 0x20) end++;
+            if (end < s.Length && s[end] == '"')
+            {
+                var span = s.AsSpan(Pos, end - Pos);
+                Pos = end + 1;
+                if (!key) return span.ToString();
+                var lookup = keys.GetAlternateLookup<ReadOnlySpan<char>>();
+                if (!lookup.TryGetValue(span, out var shared)) lookup[span] = shared = span.ToString();
+                return shared;
+            }
+            var sb = new StringBuilder().Append(s.AsSpan(Pos, end - Pos));
+            Pos = end;
             while (true)
             {
                 if (Pos >= s.Length) throw Fail("Unterminated string starting at");
@@ -209,22 +270,33 @@ static class PyJson
             if (depth > MaxDepth) throw Fail("maximum recursion depth exceeded while decoding a JSON object");
             Pos++;
             var entries = new List<KeyValuePair<string, PyValue>>();
+            Dictionary<string, int>? index = null;   // built past a few keys, where a linear search would make the dict quadratic
             SkipWs();
             if (Pos < s.Length && s[Pos] == '}') { Pos++; return PyValue.Dict(entries); }
             while (true)
             {
                 if (Pos >= s.Length || s[Pos] != '"') throw Fail("Expecting property name enclosed in double quotes");
                 Pos++;
-                string key = StringBody();
+                string key = StringBody(key: true);
                 SkipWs();
                 if (Pos >= s.Length || s[Pos] != ':') throw Fail("Expecting ':' delimiter");
                 Pos++;
                 SkipWs();
                 var v = Value(depth);
-                int at = entries.FindIndex(e => e.Key == key);
-                if (at >= 0) entries[at] = new(key, v); else entries.Add(new(key, v));
+                int at = index is not null ? index.GetValueOrDefault(key, -1) : entries.FindIndex(e => e.Key == key);
+                if (at >= 0) entries[at] = new(key, v);
+                else
+                {
+                    entries.Add(new(key, v));
+                    if (index is not null) index[key] = entries.Count - 1;
+                    else if (entries.Count > SmallDict)
+                    {
+                        index = new Dictionary<string, int>(StringComparer.Ordinal);
+                        for (int i = 0; i < entries.Count; i++) index[entries[i].Key] = i;
+                    }
+                }
                 SkipWs();
-                if (Pos < s.Length && s[Pos] == '}') { Pos++; return PyValue.Dict(entries); }
+                if (Pos < s.Length && s[Pos] == '}') { Pos++; return PyValue.Dict(entries, index); }
                 if (Pos >= s.Length || s[Pos] != ',') throw Fail("Expecting ',' delimiter");
                 Pos++;
                 SkipWs();

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace VisualRft.Rewards.Parsing;
 
@@ -23,16 +22,6 @@ static class PyText
         while (a < b && IsSpace(s[a])) a++;
         while (b > a && IsSpace(s[b - 1])) b--;
         return s.Substring(a, b - a);
-    }
-
-    /// <summary>
-    /// <c>re.search(pattern, text)</c> → <c>group(1).strip()</c> if found, else <c>text.strip()</c>; the idiom every
-    /// official accuracy reward uses to pull the answer out of a completion or a solution.
-    /// </summary>
-    public static string SearchGroupOrWhole(Regex pattern, string text)
-    {
-        var m = pattern.Match(text);
-        return Strip(m.Success ? m.Groups[1].Value : text);
     }
 
     /// <summary>

@@ -1,0 +1,22 @@
+using System.CommandLine;
+using VisualRft.Torch;
+
+namespace VisualRft.Cli;
+
+/// <summary><c>vrft info</c>: versions, where libtorch was loaded from, device and threads — the first thing to check when
+/// torch does not load or runs slowly.</summary>
+public static class InfoCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("info", "Versions, the libtorch this process loaded, device and threads");
+        cmd.SetAction(parse =>
+        {
+            var o = parse.InvocationConfiguration.Output;
+            o.WriteLine($"VisualRft {typeof(TorchRuntime).Assembly.GetName().Version}");
+            o.WriteLine(TorchRuntime.Describe());
+            return 0;
+        });
+        return cmd;
+    }
+}
