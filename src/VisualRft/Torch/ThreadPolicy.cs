@@ -12,10 +12,10 @@ namespace VisualRft.Torch;
 /// libtorch runs every operation that it splits across threads as a fork and a join: all threads must finish before the
 /// next operation starts. Measured on 2 cores (platform-notes.md §18, <c>bench/VisualRft.Bench -- rollout</c>):
 /// <list type="bullet">
-/// <item>Small operations gain nothing from a second thread: a decode step of the tiny model (8 rows, 128 wide, ~200
-/// operations) took 1.10 ms on one thread and 1.30 ms on two on an idle machine.</item>
+/// <item>Small operations gain nothing from a second thread: a decode step of the tiny model (8 rows, 128 wide) took
+/// 1.10 ms on one thread and 1.30 ms on two with the machine nearly idle.</item>
 /// <item>When another process keeps a core busy, a thread on that core runs only when the scheduler gives it a turn and
-/// every operation waits for it: the same step took 3–50 ms on two threads and stayed at ~1 ms on one.</item>
+/// every operation waits for it: the same step took 3–50 ms on two threads and stayed near its idle time on one.</item>
 /// <item>Large operations do gain on an idle machine: the tiny model's GRPO pass (~2,000 rows) and 2B decoding, whose
 /// products stream 4–60 MB of weights each.</item>
 /// </list>
