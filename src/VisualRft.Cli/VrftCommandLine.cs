@@ -46,6 +46,9 @@ public static class VrftCommandLine
             ScoreCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
+            EvalCommand.Create(),
+            TableCommand.Create(),
+            DownloadCommand.Create(),
         };
         root.Options.Add(verbose);
         Guard(root, verbose);

@@ -1,26 +1,19 @@
+using VisualRft.Geometry;
+
 namespace VisualRft.Evaluation;
 
-/// <summary>An axis-aligned box (x1, y1) top-left to (x2, y2) bottom-right, in any frame shared by predictions and ground truth.</summary>
-public readonly record struct EvalBox(double X1, double Y1, double X2, double Y2)
+/// <summary>
+/// One ground-truth object of one image. <see cref="Area"/> is what the area ranges test (COCO's segment area; null = the
+/// box's area); a crowd region (<see cref="IsCrowd"/>) is ignored and may absorb several detections.
+/// </summary>
+public sealed record GroundTruthObject(string ImageId, string Category, Box Box)
 {
-    public double Area => Math.Max(0, X2 - X1) * Math.Max(0, Y2 - Y1);
-
-    /// <summary>Intersection over union as pycocotools' <c>bbIou</c> computes it: no +1, no epsilon, 0 when disjoint.</summary>
-    public static double IoU(EvalBox a, EvalBox b)
-    {
-        var w = Math.Min(a.X2, b.X2) - Math.Max(a.X1, b.X1);
-        var h = Math.Min(a.Y2, b.Y2) - Math.Max(a.Y1, b.Y1);
-        if (w <= 0 || h <= 0) return 0;
-        var inter = w * h;
-        return inter / (a.Area + b.Area - inter);
-    }
+    public double? Area { get; init; }
+    public bool IsCrowd { get; init; }
 }
 
-/// <summary>One ground-truth object of one image.</summary>
-public sealed record GroundTruthObject(string ImageId, string Category, EvalBox Box);
-
 /// <summary>One predicted box with its ranking score (the answer's Confidence, visual-rft-spec.md §6.2).</summary>
-public sealed record DetectionPrediction(string ImageId, string Category, EvalBox Box, double Score);
+public sealed record DetectionPrediction(string ImageId, string Category, Box Box, double Score);
 
 /// <summary>
 /// Per-category detection quality. AP values are percentages (×100, as the paper's tables); NaN when the category has no
@@ -72,20 +65,24 @@ public sealed record DetectionMetrics(IReadOnlyList<CategoryDetectionMetrics> Pe
 }
 
 /// <summary>
-/// COCO bounding-box evaluation re-implemented after pycocotools' <c>COCOeval</c> (evaluateImg + accumulate), for the area
-/// range "all" and one maxDets: per image, detections sorted by score (stable) and cut to maxDets; greedy matching in score
-/// order to the unmatched ground truth of highest IoU ≥ threshold (ties go to the later one, as <c>iou &lt; t: continue</c>
-/// does); per category, detections of all images merged and sorted by score (stable, image order), precision made monotone
-/// from the right, and sampled at the 101 recall thresholds with a left-sided search (0 beyond the last recall reached).
-/// No crowd or ignore regions exist in the synthetic data.
+/// COCO AP for in-memory boxes (the quickstart's and <see cref="PolicyEvaluator"/>'s path): pycocotools' matching and
+/// accumulation (<see cref="CocoEvalCore"/>) for area range "all" and one maxDets, with boxes in any frame shared by
+/// predictions and ground truth. Areas are the signed corner products (an inverted predicted box has a negative area,
+/// falls outside every area range and is ignored when unmatched, as pycocotools does with the paper's converted boxes).
+/// Images are taken in <see cref="ImageIdOrder"/>, which fixes the order of equal-score detections of different images.
+/// For annotation files use <see cref="CocoEvaluator"/>.
 /// </summary>
 public static class CocoDetectionEvaluator
 {
-    /// <summary>np.linspace(.5, .95, 10): start + i·step, last element exactly the stop value.</summary>
-    public static IReadOnlyList<double> IouThresholds { get; } = Linspace(0.5, 0.95, 10);
+    public static IReadOnlyList<double> IouThresholds => CocoEvalCore.IouThresholds;
+    public static IReadOnlyList<double> RecallThresholds => CocoEvalCore.RecallThresholds;
 
-    /// <summary>np.linspace(.0, 1.00, 101).</summary>
-    public static IReadOnlyList<double> RecallThresholds { get; } = Linspace(0.0, 1.0, 101);
+    /// <summary>Image ids that are integers sort numerically (as pycocotools sorts its ids), before any other id, which sort ordinally.</summary>
+    public static IComparer<string> ImageIdOrder { get; } = Comparer<string>.Create((a, b) =>
+    {
+        bool ia = long.TryParse(a, out var x), ib = long.TryParse(b, out var y);
+        return ia && ib ? x.CompareTo(y) : ia != ib ? (ia ? -1 : 1) : string.CompareOrdinal(a, b);
+    });
 
     /// <param name="groundTruth">Every ground-truth object; an image without any is evaluated only through its predictions.</param>
     /// <param name="predictions">Every predicted box with its score, in the order the model produced them.</param>
@@ -101,110 +98,22 @@ public static class CocoDetectionEvaluator
         foreach (var d in dts)
             if (!double.IsFinite(d.Score)) throw new ArgumentException($"prediction for image '{d.ImageId}', category '{d.Category}' has a non-finite score {d.Score}", nameof(predictions));
         var cats = (categories ?? gts.Select(g => g.Category).Distinct().Order(StringComparer.Ordinal)).ToList();
-        // pycocotools sorts image ids; strings sort ordinally here, which only fixes the order of equal-score detections.
-        var images = gts.Select(g => g.ImageId).Concat(dts.Select(d => d.ImageId)).Distinct().Order(StringComparer.Ordinal).ToList();
-        var gtBy = gts.ToLookup(g => (g.ImageId, g.Category));
-        var dtBy = dts.ToLookup(d => (d.ImageId, d.Category));
-        return new DetectionMetrics([.. cats.Select(c => EvaluateCategory(c, images, gtBy, dtBy, maxDetections))], maxDetections);
-    }
-
-    static CategoryDetectionMetrics EvaluateCategory(
-        string category, List<string> images, ILookup<(string, string), GroundTruthObject> gtBy,
-        ILookup<(string, string), DetectionPrediction> dtBy, int maxDets)
-    {
-        int T = IouThresholds.Count, nGt = 0;
-        var scores = new List<double>();
-        var matched = new List<bool[]>();            // per kept detection: matched at each threshold
-        foreach (var image in images)
+        var images = gts.Select(g => g.ImageId).Concat(dts.Select(d => d.ImageId)).Distinct().Order(ImageIdOrder).ToList();
+        var gtBy = gts.ToLookup(g => (g.ImageId, g.Category), g => new GtItem(g.Box, g.Box.Area, g.Area ?? g.Box.Area, g.IsCrowd, g.IsCrowd));
+        var dtBy = dts.ToLookup(d => (d.ImageId, d.Category), d => new DtItem(d.Box, d.Box.Area, d.Score));
+        var rules = new MatchRules(CrowdRegions: true, MaxDetsPerImageCategory: maxDetections);
+        AreaRange[] all = [AreaRange.Standard[0]];
+        return new DetectionMetrics([.. cats.Select(c =>
         {
-            var g = gtBy[(image, category)].ToList();
-            var d = dtBy[(image, category)].OrderByDescending(x => x.Score).Take(maxDets).ToList();   // OrderBy is stable
-            nGt += g.Count;
-            var gtMatched = new bool[T, g.Count];
-            foreach (var det in d)
-            {
-                var m = new bool[T];
-                for (var t = 0; t < T; t++)
-                {
-                    var best = Math.Min(IouThresholds[t], 1 - 1e-10);
-                    var hit = -1;
-                    for (var j = 0; j < g.Count; j++)
-                    {
-                        if (gtMatched[t, j]) continue;
-                        var iou = EvalBox.IoU(det.Box, g[j].Box);
-                        if (iou < best) continue;
-                        best = iou; hit = j;
-                    }
-                    if (hit < 0) continue;
-                    gtMatched[t, hit] = true;
-                    m[t] = true;
-                }
-                scores.Add(det.Score);
-                matched.Add(m);
-            }
-        }
-
-        var tp50 = matched.Count(m => m[0]);
-        if (nGt == 0) return new CategoryDetectionMetrics(category, 0, scores.Count, double.NaN, double.NaN, double.NaN, tp50);
-
-        var order = Enumerable.Range(0, scores.Count).OrderByDescending(i => scores[i]).ToArray();   // stable, like mergesort
-        var precisionAt = new double[T][];
-        for (var t = 0; t < T; t++) precisionAt[t] = InterpolatedPrecision(order.Select(i => matched[i][t]).ToArray(), nGt);
-        return new CategoryDetectionMetrics(category, nGt, scores.Count,
-            Ap: 100 * precisionAt.Average(p => p.Average()),
-            Ap50: 100 * precisionAt[0].Average(),
-            Ap75: 100 * precisionAt[5].Average(),
-            TruePositives50: tp50);
-    }
-
-    /// <summary>
-    /// np.spacing(1), added to the denominator as pycocotools does. It rounds away except when tp + fp = 1, where a lone
-    /// true positive scores 1 − 2⁻⁵² rather than 1: kept so that the numbers equal the reference's to the last bit.
-    /// </summary>
-    const double Spacing1 = 2.220446049250313e-16;
-
-    /// <summary>pycocotools <c>accumulate</c> for one threshold: the 101 interpolated precision values.</summary>
-    static double[] InterpolatedPrecision(bool[] tpInScoreOrder, int nGt)
-    {
-        var n = tpInScoreOrder.Length;
-        var recall = new double[n];
-        var precision = new double[n];
-        double tp = 0, fp = 0;
-        for (var i = 0; i < n; i++)
-        {
-            if (tpInScoreOrder[i]) tp++; else fp++;
-            recall[i] = tp / nGt;
-            precision[i] = tp / (fp + tp + Spacing1);
-        }
-        for (var i = n - 1; i > 0; i--)
-            if (precision[i] > precision[i - 1]) precision[i - 1] = precision[i];
-        var q = new double[RecallThresholds.Count];
-        for (var r = 0; r < q.Length; r++)
-        {
-            var k = LowerBound(recall, RecallThresholds[r]);   // np.searchsorted(rc, recThrs, side='left')
-            if (k >= n) break;                                   // IndexError in the original: the rest stay 0
-            q[r] = precision[k];
-        }
-        return q;
-    }
-
-    static int LowerBound(double[] sorted, double value)
-    {
-        int lo = 0, hi = sorted.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (sorted[mid] < value) lo = mid + 1; else hi = mid;
-        }
-        return lo;
-    }
-
-    static double[] Linspace(double start, double stop, int num)
-    {
-        var step = (stop - start) / (num - 1);
-        var y = new double[num];
-        for (var i = 0; i < num; i++) y[i] = i * step + start;
-        y[^1] = stop;
-        return y;
+            var perImage = images.Select(i => CocoEvalCore.EvaluateImage([.. gtBy[(i, c)]], [.. dtBy[(i, c)]], all, rules)[0]).ToList();
+            var acc = CocoEvalCore.Accumulate(perImage, maxDetections);
+            int tp50 = perImage.OfType<CocoEvalCore.ImageResult>()
+                .Sum(r => Enumerable.Range(0, r.Scores.Length).Count(d => r.Matched[0, d] && !r.Ignored[0, d]));
+            int kept = perImage.Sum(r => r?.Scores.Length ?? 0);
+            int nGt = perImage.Sum(r => r?.RegularGt ?? 0);
+            double Pct(double[]? p) => p is null ? double.NaN : 100 * p.Average();
+            return new CategoryDetectionMetrics(c, nGt, kept, Pct(acc?.Precision), Pct(CocoEvaluator.Slice(acc?.Precision, 0)),
+                Pct(CocoEvaluator.Slice(acc?.Precision, 5)), tp50);
+        })], maxDetections);
     }
 }

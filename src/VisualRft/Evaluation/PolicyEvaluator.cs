@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Grpo;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
@@ -17,7 +18,7 @@ public sealed record EvaluatedSample(VisualSample Sample, string Completion, Rew
 /// <summary>
 /// A policy's held-out results: mean reward per component and the task's quality measure — detection AP in the paper's
 /// protocol (per-category COCO AP@[.5:.95], mean over categories, spec §6.2), classification accuracy (the paper's
-/// substring rule, §6.1) or grounding mIoU (§6.4).
+/// substring rule, §6.1, with <see cref="StrictAccuracy"/> beside it) or grounding mIoU (§6.4).
 /// </summary>
 public sealed record EvaluationReport(
     string Label,
@@ -27,7 +28,11 @@ public sealed record EvaluationReport(
     DetectionMetrics? Detection,
     double? Accuracy,
     double? MeanIoU,
-    double Seconds);
+    double Seconds)
+{
+    /// <summary>Classification accuracy under the strict rule (<see cref="ClassMatchRule.Exact"/>), reported beside the paper's.</summary>
+    public double? StrictAccuracy { get; init; }
+}
 
 /// <summary>Answers held-out prompts greedily, as the paper's evaluation scripts do (the model's top-k 1, spec §2.2), and scores them.</summary>
 public static class PolicyEvaluator
@@ -56,15 +61,19 @@ public static class PolicyEvaluator
         var names = scored[0].Reward.Components.Select(c => c.Name);
         var components = names.ToDictionary(n => n, n => scored.Select(e => e.Reward[n]).ToArray());
         var task = samples[0].Task;
+        var answers = task == VisualTask.Classification
+            ? scored.Select(e => (string?)Answers.ParseClassification(e.Completion, RewardPreset.VisualRft).AnswerText).ToList() : null;
+        var labels = scored.Select(e => e.Sample.Category).ToList();
         return new EvaluationReport(label, scored, RewardStat.OfComponents(components), RewardStat.Of(scored.Select(e => e.Reward.Total).ToArray()),
             task == VisualTask.Detection ? DetectionQuality(scored) : null,
-            task == VisualTask.Classification ? ClassificationMetrics.Accuracy(
-                scored.Select(e => (string?)Answers.ParseClassification(e.Completion, RewardPreset.VisualRft).AnswerText).ToList(),
-                scored.Select(e => e.Sample.Category).ToList()) : null,
+            answers is null ? null : ClassificationMetrics.Accuracy(answers, labels),
             task == VisualTask.Grounding ? GroundingMetrics.MeanIoU(
-                scored.Select(e => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box is { } b ? new EvalBox(b.X1, b.Y1, b.X2, b.Y2) : (EvalBox?)null).ToList(),
+                scored.Select(e => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box).ToList(),
                 scored.Select(e => Truth(e.Sample.Boxes1000[0])).ToList()) : null,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds)
+        {
+            StrictAccuracy = answers is null ? null : ClassificationMetrics.Accuracy(answers, labels, ClassMatchRule.Exact),
+        };
     }
 
     /// <summary>
@@ -81,10 +90,10 @@ public static class PolicyEvaluator
             foreach (var box in answer.Boxes.DistinctBy(b => b.Position))
                 if (double.IsFinite(box.Confidence) && box.Position.IsFinite)
                     predictions.Add(new DetectionPrediction(e.Sample.Id, e.Sample.Category,
-                        new EvalBox(box.Position.X1, box.Position.Y1, box.Position.X2, box.Position.Y2), box.Confidence));
+                        box.Position, box.Confidence));
         }
         return CocoDetectionEvaluator.Evaluate(truths, predictions, scored.Select(e => e.Sample.Category).Distinct().Order(StringComparer.Ordinal));
     }
 
-    static EvalBox Truth(Qwen1000Box b) => new(b.X1, b.Y1, b.X2, b.Y2);
+    static Box Truth(Qwen1000Box b) => new(b.X1, b.Y1, b.X2, b.Y2);
 }

@@ -25,7 +25,7 @@ namespace VisualRft.Rewards;
 /// <item>§4.3.5: reward 0 if nothing parses or the first element is not an object (<c>[]</c>, <c>No Objects</c>); exact
 /// duplicate <c>Position</c>s are removed, keeping the first.</item>
 /// <item>§4.4: greedy matching in descending confidence (stable; Python's sort order is reproduced even for NaN keys),
-/// first maximum wins, match iff IoU is <b>strictly</b> greater than 0.5; IoU as <see cref="Box.IoU"/> with GT first.</item>
+/// first maximum wins, match iff IoU is <b>strictly</b> greater than 0.5; IoU as <see cref="Box.IoU(Box, Box)"/> with GT first.</item>
 /// <item>§4.5: R_IoU = Σ matched IoU ÷ max(n_gt, n_pred), capped at 1.</item>
 /// <item>§4.6: R_conf = mean over predictions of (c if matched else 1 − c), clipped to [0, 1]; confidences are not range
 /// checked. A <b>NaN confidence makes R_conf NaN</b> (both clip tests are false for NaN), so the total is NaN, as in the

@@ -24,6 +24,8 @@ public static class Render
     public static View Of(VisionLanguagePolicy policy) => SummaryViews.Policy(policy);
     public static View Of(GrpoTrainer trainer) => SummaryViews.Trainer(trainer);
     public static View Of(Figure figure) => Chart.View(figure);
+    public static View Of(Experiments.PaperTable table) => TableViews.Paper(table);
+    public static View Of(Experiments.TableComparison comparison) => TableViews.Comparison(comparison);
 
     /// <summary>The dashboard of a list of episodes (e.g. <c>trainer.History</c>).</summary>
     public static View Of(IReadOnlyList<Episode> episodes) => TrainingViews.Dashboard(new TrainingDashboard(
@@ -55,6 +57,8 @@ public static class Render
         VisionLanguagePolicy p => Of(p),
         GrpoTrainer t => Of(t),
         Figure f => Of(f),
+        Experiments.PaperTable t => Of(t),
+        Experiments.TableComparison c => Of(c),
         _ => null,
     };
 }

@@ -1,3 +1,4 @@
+using VisualRft.Geometry;
 using VisualRft.Evaluation;
 
 namespace VisualRft.Tests.Evaluation;
@@ -29,12 +30,43 @@ public class ClassificationAndGroundingMetricsTests
     [Fact]
     public void Grounding_mIoU_counts_failures_as_zero()
     {
-        var gt = new EvalBox(100, 100, 300, 300);
+        var gt = new Box(100, 100, 300, 300);
         Assert.Equal(1.0, GroundingMetrics.IoU(gt, gt), 4);
         Assert.True(GroundingMetrics.IoU(gt, gt) < 1.0);                               // the +1e-6 of merge_eval.py
-        Assert.Equal(0.0, GroundingMetrics.IoU(new EvalBox(500, 500, 600, 600), gt));
-        var half = GroundingMetrics.IoU(new EvalBox(100, 100, 300, 200), gt);           // inter .02, union .04
+        Assert.Equal(0.0, GroundingMetrics.IoU(new Box(500, 500, 600, 600), gt));
+        var half = GroundingMetrics.IoU(new Box(100, 100, 300, 200), gt);           // inter .02, union .04
         Assert.Equal(0.02 / (0.04 + 1e-6), half, 12);
-        Assert.Equal((0.02 / (0.04 + 1e-6) + 0) / 2, GroundingMetrics.MeanIoU([new EvalBox(100, 100, 300, 200), null], [gt, gt]), 12);
+        Assert.Equal((0.02 / (0.04 + 1e-6) + 0) / 2, GroundingMetrics.MeanIoU([new Box(100, 100, 300, 200), null], [gt, gt]), 12);
+    }
+}
+
+public class IouVariantAndMaskTests
+{
+    [Fact]
+    public void The_variants_differ_only_where_the_reference_code_differs()
+    {
+        Box gt = new(0, 0, 100, 100), half = new(0, 0, 100, 50);
+        Assert.Equal(0.5, Box.IoU(half, gt));                                        // exactly on the COCO threshold
+        Assert.Equal(0.5, Box.IoU(half, gt, IouVariant.PyCocoTools));
+        Assert.Equal(1.0, Box.IoU(half, gt, IouVariant.PyCocoToolsCrowd));           // inside a crowd region: over its own area
+        Assert.Equal(5000 / (10000 + 1e-6), Box.IoU(half, gt, IouVariant.LisaEvaluation), 15);
+        Box tiny = new(0, 0, 1e-170, 1e-170);                                        // intersection > 0, areas underflow to 0
+        Assert.Equal(0.0, Box.IoU(tiny, tiny));
+        Assert.Throws<DivideByZeroException>(() => Box.IoU(tiny, tiny, IouVariant.OfficialReward));
+        Assert.True(double.IsNaN(Box.IoU(tiny, tiny, IouVariant.PyCocoTools)));
+        Assert.Equal(0.0, Box.IoU(new Box(100, 0, 0, 100), gt, IouVariant.PyCocoTools));   // inverted: empty intersection
+    }
+
+    [Fact]
+    public void Mask_gIoU_is_the_mean_per_image_and_cIoU_the_pooled_ratio()
+    {
+        var truth = BinaryMask.FromBox(new Box(0, 0, 4, 4), 8, 8);                   // 16 pixels
+        var half = BinaryMask.FromBox(new Box(0, 0, 4, 2), 8, 8);                    // 8 inside
+        var big = BinaryMask.FromBox(new Box(0, 0, 8, 8), 8, 8);                     // 64, covers the truth
+        Assert.Equal(16, truth.Count);
+        var s = GroundingMetrics.MaskScores([(half, truth), (big, truth), (null, truth), (BinaryMask.FromBox(new Box(0, 0, 2, 2), 4, 4), truth)]);
+        Assert.Equal((3, 1), (s.Images, s.Skipped));
+        Assert.Equal((8 / (16 + 1e-6) + 16 / (64 + 1e-6) + 0) / 3, s.GIoU, 12);
+        Assert.Equal((8.0 + 16) / (16 + 64 + 16 + 1e-6), s.CIoU, 12);
     }
 }

@@ -108,6 +108,27 @@ public class ViewTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture
     }
 
     [Fact]
+    public void Paper_tables_and_their_comparisons_show_rows_deltas_and_a_chart()
+    {
+        foreach (var t in VisualRft.Experiments.PaperTables.All)
+        {
+            var v = Render.Of(t);
+            WellFormed(v);
+            Assert.Equal(t.Rows.Count, Count(v.Html, "<tr><td class=l>"));
+        }
+        Assert.Contains("⚠", Render.Of(VisualRft.Experiments.PaperTables.Table4).Html);    // its printed Δ that does not add up
+        var paper = VisualRft.Experiments.PaperTables.Table3;
+        var measured = VisualRft.Experiments.TableComparison.Rows([0.8, 1, 2, 3, 4, 5, 6, 7, 8], [2.7, 1, 2, 3, 4, 5, 6, 7, 8], [4.2, 2, 2, 3, 4, 5, 6, 7, 8]);
+        var c = new VisualRft.Experiments.TableComparison(paper, paper.RowsOf("Qwen2-VL-2B", "4-shot"), "tiny", paper.Columns, measured,
+            new Dictionary<string, string> { ["steps"] = "120" }, ["an analogue"], 60);
+        var view = Render.Of(c);
+        WellFormed(view);
+        Assert.Contains("<i>+3.4</i>", view.Html);
+        Assert.Contains("class=\"vrft-plotly\"", view.Html);
+        Assert.Contains("Δ +3.4", view.Text);
+    }
+
+    [Fact]
     public void Format_problems_are_named()
     {
         Assert.Empty(RewardViews.FormatProblems("<think>a</think><answer>b</answer>", RewardPreset.VisualRft));

@@ -255,18 +255,9 @@ static class OfficialDetection
     /// through floating-point underflow).</summary>
     static double CalculateIou(Quad a, Quad b)
     {
-        double xi1 = PyMax(a.X1, b.X1), yi1 = PyMax(a.Y1, b.Y1), xi2 = PyMin(a.X2, b.X2), yi2 = PyMin(a.Y2, b.Y2);
-        if (xi2 <= xi1 || yi2 <= yi1) return 0.0;
-        double inter = (xi2 - xi1) * (yi2 - yi1);
-        double area1 = (a.X2 - a.X1) * (a.Y2 - a.Y1);
-        double area2 = (b.X2 - b.X1) * (b.Y2 - b.Y1);
-        double union = area1 + area2 - inter;
-        if (union == 0) throw new PyError("ZeroDivisionError: float division by zero");
-        return inter / union;
+        try { return Box.IoU(new Box(a.X1, a.Y1, a.X2, a.Y2), new Box(b.X1, b.Y1, b.X2, b.Y2), IouVariant.OfficialReward); }
+        catch (DivideByZeroException) { throw new PyError("ZeroDivisionError: float division by zero"); }
     }
-
-    static double PyMax(double a, double b) => b > a ? b : a;
-    static double PyMin(double a, double b) => b < a ? b : a;
 
     /// <summary><c>x1, y1, x2, y2 = position</c>, then arithmetic: 4 elements, all numbers (bool counts as a number).
     /// A string of 4 characters unpacks in Python too and then fails at the comparison with the other box.</summary>

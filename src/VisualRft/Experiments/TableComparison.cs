@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text;
+
+namespace VisualRft.Experiments;
+
+/// <summary>One measured row: a model after some training, on the tiny analogue's columns.</summary>
+public sealed record MeasuredRow(string Model, RowKind Kind, IReadOnlyList<double?> Values);
+
+/// <summary>
+/// A paper table next to what this package measured for it: the paper's rows of the compared model and setting, the
+/// measured rows (base, +SFT, +Visual-RFT and Δ = Visual-RFT − base) on the analogue's columns, which correspond to the
+/// paper's by position, and the settings that produced them. Plain data for the views and notebooks.
+/// </summary>
+/// <param name="Paper">The paper's table.</param>
+/// <param name="PaperRows">Its rows compared here (one model and setting).</param>
+/// <param name="Scale">"tiny": the synthetic analogue with the built-in tiny model on CPU.</param>
+/// <param name="Columns">The measured columns, position by position the analogue of <see cref="PaperTable.Columns"/>.</param>
+/// <param name="Measured">Base, +SFT, +Visual-RFT, Δ.</param>
+/// <param name="Settings">Everything that produced the measured rows (data set, shots, steps, learning rates, seed, ...).</param>
+/// <param name="Notes">How the analogue maps onto the paper's setting and what differs.</param>
+/// <param name="Seconds">Wall time of the run.</param>
+public sealed record TableComparison(PaperTable Paper, IReadOnlyList<PaperRow> PaperRows, string Scale, IReadOnlyList<string> Columns,
+    IReadOnlyList<MeasuredRow> Measured, IReadOnlyDictionary<string, string> Settings, IReadOnlyList<string> Notes, double Seconds)
+{
+    /// <summary>The four measured rows from three evaluations; Δ is computed here.</summary>
+    public static IReadOnlyList<MeasuredRow> Rows(IReadOnlyList<double?> baseline, IReadOnlyList<double?> sft, IReadOnlyList<double?> rft) =>
+    [
+        new("base", RowKind.Baseline, baseline), new("+SFT", RowKind.Sft, sft), new("+Visual-RFT", RowKind.VisualRft, rft),
+        new("Δ", RowKind.Delta, [.. rft.Zip(baseline, (a, b) => a - b)]),
+    ];
+
+    public MeasuredRow Row(RowKind kind) => Measured.First(r => r.Kind == kind);
+
+    /// <summary>A Markdown rendering: paper rows, then measured rows, with both column headers.</summary>
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"### Table {Paper.Number}: {Paper.Title} — paper vs {Scale} analogue");
+        sb.AppendLine();
+        sb.AppendLine("| row | " + string.Join(" | ", Paper.Columns.Zip(Columns, (p, m) => p == m ? p : $"{p} ↔ {m}")) + " |");
+        sb.AppendLine("|---|" + string.Concat(Columns.Select(_ => "---|")));
+        foreach (var r in PaperRows)
+            sb.AppendLine($"| paper {r.Model} {r.Setting} {Label(r.Kind)} | " + string.Join(" | ", r.Values.Select(v => Format(v, r.Kind))) + " |");
+        foreach (var r in Measured)
+            sb.AppendLine($"| {Scale} {r.Model} | " + string.Join(" | ", r.Values.Select(v => Format(v, r.Kind))) + " |");
+        sb.AppendLine();
+        sb.AppendLine("Settings: " + string.Join("; ", Settings.Select(kv => $"{kv.Key} {kv.Value}")) + $"; {Seconds:F0} s.");
+        foreach (var n in Notes) sb.AppendLine("- " + n);
+        return sb.ToString();
+    }
+
+    static string Label(RowKind k) => k switch
+    {
+        RowKind.Baseline => "baseline", RowKind.Sft => "+SFT", RowKind.VisualRft => "+Visual-RFT", RowKind.Delta => "Δ", _ => "",
+    };
+
+    static string Format(double? v, RowKind k) => v is not { } x ? "–" : double.IsNaN(x) ? "n/a"
+        : k == RowKind.Delta ? x.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) : x.ToString("F1", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,63 @@
+using System.Text;
+using VisualRft.Experiments;
+using static VisualRft.Views.Html;
+
+namespace VisualRft.Views;
+
+/// <summary>The paper's tables: as printed, and beside the rows this package measured for them, with Δ columns.</summary>
+public static class TableViews
+{
+    static string Label(RowKind k, string setting) => (setting.Length > 0 ? setting + " " : "") + k switch
+    {
+        RowKind.Baseline => "baseline", RowKind.Sft => "+SFT", RowKind.VisualRft => "+Visual-RFT", RowKind.Delta => "Δ", _ => "",
+    };
+
+    static string Cell(double? v, RowKind kind) => v is not { } x ? "<td class=muted>–</td>"
+        : double.IsNaN(x) ? "<td class=muted>n/a</td>"
+        : kind == RowKind.Delta ? $"<td style=\"color:{(x > 0 ? "#1a7f37" : x < 0 ? "#cf222e" : "#656d76")}\"><i>{Signed(x, 1)}</i></td>"
+        : $"<td>{N(x, 1)}</td>";
+
+    /// <summary>A paper table as printed, with its notes and the inconsistencies its numbers have.</summary>
+    public static View Paper(PaperTable t)
+    {
+        var html = new StringBuilder($"<h4>Table {t.Number}: {E(t.Title)}</h4><div class=muted>{E(t.Metric)}</div>")
+            .Append(Table(["<span class=l>model</span>", "<span class=l>row</span>", .. t.Columns.Select(E)],
+                t.Rows.Select(r => (string[])[$"<td class=l>{E(r.Model)}</td>", $"<td class=l>{E(Label(r.Kind, r.Setting))}</td>", .. r.Values.Select(v => Cell(v, r.Kind))])));
+        foreach (var n in t.Notes) html.Append($"<div class=muted>• {E(n)}</div>");
+        foreach (var i in t.Inconsistencies()) html.Append($"<div class=bad>⚠ {E(i)}</div>");
+        return new View(Root(html.ToString(), "paper-table"),
+            EvaluationViews.SvgTable(["model", "row", .. t.Columns], t.Rows.Select(r => (string[])[r.Model, Label(r.Kind, r.Setting), .. r.Values.Select(v => v is { } x ? N(x, 1) : "–")])),
+            $"paper Table {t.Number}: {t.Title} ({t.Rows.Count} rows)");
+    }
+
+    /// <summary>The paper's rows of one setting over the rows measured for its analogue, with settings, notes and a chart.</summary>
+    public static View Comparison(TableComparison c)
+    {
+        var header = c.Paper.Columns.Zip(c.Columns, (p, m) => p == m ? E(p) : $"{E(p)}<br><span class=muted>↔ {E(m)}</span>");
+        var rows = c.PaperRows.Select(r => (string[])[$"<td class=l>paper: {E(r.Model)} {E(Label(r.Kind, r.Setting))}</td>", .. r.Values.Select(v => Cell(v, r.Kind))])
+            .Append(Enumerable.Repeat("<td style=\"border:none;height:6px\"></td>", c.Columns.Count + 1).ToArray())
+            .Concat(c.Measured.Select(r => (string[])[$"<td class=l><b>{E(c.Scale)}: {E(r.Model)}</b></td>", .. r.Values.Select(v => Cell(v, r.Kind))]));
+        var html = new StringBuilder($"<h4>Table {c.Paper.Number}: {E(c.Paper.Title)} — paper vs {E(c.Scale)} analogue</h4>")
+            .Append($"<div class=muted>{E(c.Paper.Metric)}</div>")
+            .Append(Table(["<span class=l>row</span>", .. header], rows));
+        var figure = new Figure($"Table {c.Paper.Number}: {c.Columns[0]}", "", width: 420);
+        double[] x = [0, 1, 2];
+        var paper = c.PaperRows.Where(r => r.Kind != RowKind.Delta).ToList();
+        double Summary(IReadOnlyList<double?> v) => v[0] ?? double.NaN;
+        double? Pick(IEnumerable<PaperRow> rs, RowKind k) => rs.FirstOrDefault(r => r.Kind == k) is { } r ? Summary(r.Values) : null;
+        figure.Bars($"paper ({paper.FirstOrDefault()?.Model})", x, [Pick(paper, RowKind.Baseline) ?? double.NaN, Pick(paper, RowKind.Sft) ?? double.NaN, Pick(paper, RowKind.VisualRft) ?? double.NaN], "#8c959f", stack: false)
+              .Bars(c.Scale, x, [Summary(c.Row(RowKind.Baseline).Values), Summary(c.Row(RowKind.Sft).Values), Summary(c.Row(RowKind.VisualRft).Values)], "#0969da", stack: false);
+        figure.Layout["xaxis"]!["tickvals"] = new System.Text.Json.Nodes.JsonArray(0, 1, 2);
+        figure.Layout["xaxis"]!["ticktext"] = new System.Text.Json.Nodes.JsonArray("base", "+SFT", "+Visual-RFT");
+        html.Append(Chart.Html(figure));
+        html.Append("<details><summary>settings</summary>")
+            .Append(Table(["", ""], c.Settings.Select(kv => (string[])[$"<td class=l>{E(kv.Key)}</td>", $"<td class=l>{E(kv.Value)}</td>"])))
+            .Append($"<div class=muted>{TrainingViews.Duration(TimeSpan.FromSeconds(c.Seconds))}</div></details>");
+        foreach (var n in c.Notes) html.Append($"<div class=muted>• {E(n)}</div>");
+        var d = c.Row(RowKind.Delta).Values[0];
+        return new View(Root(html.ToString(), "table-comparison"),
+            EvaluationViews.SvgTable(["row", .. c.Columns], c.Measured.Select(r => (string[])[$"{c.Scale} {r.Model}", .. r.Values.Select(v => v is { } y ? N(y, 1) : "–")])),
+            $"Table {c.Paper.Number} ({c.Scale}): {c.Columns[0]} base {N(Summary(c.Row(RowKind.Baseline).Values), 1)}, +SFT {N(Summary(c.Row(RowKind.Sft).Values), 1)}, "
+            + $"+Visual-RFT {N(Summary(c.Row(RowKind.VisualRft).Values), 1)} (Δ {(d is { } dd ? Signed(dd, 1) : "–")})");
+    }
+}
