@@ -4,38 +4,55 @@ using VisualRft.Models.Qwen2VL;
 using VisualRft.Torch;
 using static TorchSharp.torch;
 
-// Benchmarks on the CPU. `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and
-// the real 2B configuration (random weights), decode time against the memory-bandwidth bound, and the KV-cache
-// speed-up over recomputing the whole sequence for every token. `grpo`: the GRPO step of the tiny model (time split,
-// rollout tokens/s at G = 8 and 64 new tokens, KV cache vs recompute, peak memory).
-if (args.Length != 1 || args[0] is not ("model" or "grpo"))
+// Benchmarks on the CPU. `rollout`: the figures of issue 11 in one run (tiny decode step and rollout, GRPO pass split,
+// decode beside a busy core, 1 vs 2 threads, 2B construction, load and decode against the bandwidth bound).
+// `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and the real 2B configuration
+// (random weights), decode time against the memory-bandwidth bound, and the KV-cache speed-up over recomputing the whole
+// sequence for every token. `grpo`: the GRPO step of the tiny model (time split, rollout tokens/s at G = 8 and 64 new
+// tokens, KV cache vs recompute, peak memory).
+if (args.Length != 1 || args[0] is not ("rollout" or "model" or "grpo"))
 {
-    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- model|grpo");
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo");
     return 2;
 }
 TorchRuntime.EnsureLoaded();
 Console.WriteLine(TorchRuntime.Describe());
+if (args[0] == "rollout") return VisualRft.Bench.RolloutBench.Run();
 if (args[0] == "grpo") return VisualRft.Bench.GrpoBench.Run();
-var bandwidth = CopyBandwidth();
+var bandwidth = ModelBench.CopyBandwidth();
 Console.WriteLine($"copy bandwidth (read + write): {bandwidth / 1e9:F1} GB/s");
 ModelBench.Run("tiny (Qwen2-VL code path, 64 wide)", Qwen2VLConfig.Tiny(), ScalarType.Float32, batch: 8, prompt: 64, newTokens: 32, recomputeTokens: 32, bandwidth);
 ModelBench.Run("Qwen2-VL-2B shapes, random weights", Qwen2VLConfig.Qwen2VL2B(), ScalarType.BFloat16, batch: 1, prompt: 32, newTokens: 6, recomputeTokens: 3, bandwidth);
 return 0;
 
-// Bytes moved per second by copying a 256 MB float tensor (the copy reads and writes every byte).
-static double CopyBandwidth()
-{
-    using var a = torch.randn(64L << 20);
-    using var b = torch.empty_like(a);
-    b.copy_(a);
-    const int reps = 5;
-    var sw = Stopwatch.StartNew();
-    for (int i = 0; i < reps; i++) b.copy_(a);
-    return 2.0 * a.NumberOfElements * 4 * reps / sw.Elapsed.TotalSeconds;
-}
-
 static class ModelBench
 {
+    /// <summary>Bytes moved per second by copying a 256 MB float tensor on every core (the copy reads and writes every byte).</summary>
+    public static double CopyBandwidth()
+    {
+        var threads = torch.get_num_threads();
+        torch.set_num_threads(Environment.ProcessorCount);
+        using var restore = new Restore(() => torch.set_num_threads(threads));
+        using var a = torch.randn(64L << 20);
+        using var b = torch.empty_like(a);
+        b.copy_(a);
+        const int reps = 5;
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < reps; i++) b.copy_(a);
+        return 2.0 * a.NumberOfElements * 4 * reps / sw.Elapsed.TotalSeconds;
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToList();
+        return v[v.Count / 2];
+    }
+
     public static void Run(string label, Qwen2VLConfig cfg, ScalarType dtype, int batch, int prompt, int newTokens, int recomputeTokens, double bandwidth)
     {
         Console.WriteLine($"\n== {label}, {dtype}, batch {batch}, prompt {prompt} tokens");

@@ -29,6 +29,9 @@ public static class SafeTensors
     /// <summary>Whether a safetensors dtype name is a floating-point type.</summary>
     public static bool IsFloatingPoint(string dtype) => dtype is "F64" or "F32" or "F16" or "BF16";
 
+    /// <summary>The safetensors name of a dtype (<c>F32</c>, <c>BF16</c>, …), or null for one the format lacks.</summary>
+    public static string? DTypeName(ScalarType type) => DTypes.FirstOrDefault(kv => kv.Value.Type == type).Key;
+
     /// <summary>Reads and validates the header of <paramref name="path"/>.</summary>
     public static (IReadOnlyList<SafeTensorInfo> Tensors, long DataStart, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
     {

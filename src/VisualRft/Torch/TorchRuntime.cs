@@ -24,8 +24,15 @@ public static class TorchRuntime
     static readonly object Gate = new();
     static bool _loaded;
 
-    /// <summary>Threads used by torch; 2 by default because CI and the reference laptops have 2 cores.</summary>
-    public static int Threads { get; private set; }
+    /// <summary>Threads torch uses on the calling thread now: <see cref="ThreadPolicy"/> sets them before each model call.</summary>
+    public static int Threads
+    {
+        get
+        {
+            EnsureLoaded();
+            return torch.get_num_threads();
+        }
+    }
 
     /// <summary>
     /// Runs when this assembly is first used, so that the shim is patched even if the caller's next line touches a torch
@@ -52,7 +59,8 @@ public static class TorchRuntime
         _patched = true;
     }
 
-    /// <summary>Patches the native shim where needed, loads libtorch and sets the thread count.</summary>
+    /// <summary>Patches the native shim where needed and loads libtorch. A given <paramref name="threads"/> fixes the
+    /// thread count of every later model call (<see cref="ThreadPolicy.Override"/>); without one the policy chooses.</summary>
     public static void EnsureLoaded(int? threads = null)
     {
         lock (Gate)
@@ -72,11 +80,10 @@ public static class TorchRuntime
                 }
                 _loaded = true;
             }
-            var n = threads ?? Math.Min(2, Environment.ProcessorCount);
-            if (n != Threads)
+            if (threads is { } n)
             {
+                ThreadPolicy.Override = n;
                 torch.set_num_threads(n);
-                Threads = n;
             }
         }
     }
@@ -94,7 +101,7 @@ public static class TorchRuntime
         EnsureLoaded();
         var device = DefaultDevice();
         return $"TorchSharp {typeof(torch).Assembly.GetName().Version}, libtorch {LibTorchVersion}"
-            + (LibTorchFolder is null ? "" : $" from {LibTorchFolder}") + $", device {device.type}, {Threads} threads";
+            + (LibTorchFolder is null ? "" : $" from {LibTorchFolder}") + $", device {device.type}, {ThreadPolicy.Describe()}";
     }
 
     /// <summary>

@@ -41,16 +41,16 @@ public sealed partial class Qwen2VLForConditionalGeneration
     {
         var type = dtype ?? ScalarType.Float32;
         var config = CheckFolder(folder, type);
-        var weights = SafeTensors.LoadFolder(folder, type);
+        var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), type);
         try
         {
-            var m = new Qwen2VLForConditionalGeneration(config, device ?? TorchRuntime.DefaultDevice(), type);
-            m.LoadWeights(weights, folder);
+            m.LoadFiles(SafeTensors.FolderFiles(folder), folder);
             return m;
         }
-        finally
+        catch
         {
-            foreach (var t in weights.Values) t.Dispose();
+            m.Dispose();
+            throw;
         }
     }
 
@@ -74,10 +74,14 @@ public sealed partial class Qwen2VLForConditionalGeneration
         if (problem is not null) throw new InvalidDataException($"{folder}: the weights do not match {Path.Combine(folder, "config.json")} ({config.ModelType}).{problem}");
         using var probe = torch.empty(0, dtype: dtype, device: torch.META);
         long bytes = own.Values.Sum(shape => shape.Aggregate(1L, (a, b) => a * b)) * probe.ElementSize;
-        // The loaded weights and the model's parameters coexist until the copy ends.
-        if (2 * bytes > IO.MemoryBudget.AvailableBytes)
-            throw new InsufficientMemoryException($"{folder}: the weights take {IO.MemoryBudget.Format(bytes)} as {dtype}, twice that while they are loaded, "
-                + $"more than the {IO.MemoryBudget.Format(IO.MemoryBudget.AvailableBytes)} of memory here");
+        // Tensors stored in another dtype are converted one file at a time beside the parameters (see LoadFiles).
+        var name = SafeTensors.DTypeName(dtype);
+        long converted = headers.Values.Where(h => h.Info.DType != name).GroupBy(h => h.File)
+            .Select(f => f.Sum(h => h.Info.Shape.Aggregate(1L, (a, b) => a * b)) * probe.ElementSize).DefaultIfEmpty(0).Max();
+        if (bytes + converted > IO.MemoryBudget.AvailableBytes)
+            throw new InsufficientMemoryException($"{folder}: the weights take {IO.MemoryBudget.Format(bytes)} as {dtype}"
+                + (converted > 0 ? $", and {IO.MemoryBudget.Format(converted)} more while a file is converted," : ",")
+                + $" more than the {IO.MemoryBudget.Format(IO.MemoryBudget.AvailableBytes)} of memory here");
         return config;
     }
 
@@ -111,11 +115,53 @@ public sealed partial class Qwen2VLForConditionalGeneration
     }
 
     /// <summary>Loads one safetensors file of either key layout (strict).</summary>
-    public void LoadSafetensors(string path)
+    public void LoadSafetensors(string path) => LoadFiles([path], path);
+
+    /// <summary>
+    /// Reads safetensors files into the parameters, strictly (as <see cref="LoadWeights"/>, checked from the headers
+    /// before any data is read). A tensor stored in the parameter's dtype goes from the file straight into the
+    /// parameter's memory, so that loading costs one read of the file: no second copy of the checkpoint in memory.
+    /// Other tensors (another dtype, or a parameter off the CPU) are read and converted one file at a time.
+    /// </summary>
+    void LoadFiles(IReadOnlyList<string> files, string source)
     {
-        var weights = SafeTensors.Load(path, DType);
-        try { LoadWeights(weights, path); }
-        finally { foreach (var t in weights.Values) t.Dispose(); }
+        var headers = files.Select(f => (Path: f, Header: SafeTensors.ReadHeader(f))).ToList();
+        var own = state_dict();
+        var problem = Mismatch(Config, own.ToDictionary(kv => kv.Key, kv => kv.Value.shape), headers.SelectMany(h => h.Header.Tensors)
+            .Select(t => (t.Name, t.Shape, SafeTensors.IsFloatingPoint(t.DType) ? null : t.DType)));
+        if (problem is not null) throw new InvalidDataException($"{source}: the weights do not match the {Config.ModelType} configuration.{problem}");
+        var fileType = SafeTensors.DTypeName(DType);
+        using var _ = torch.no_grad();
+        foreach (var (path, (tensors, dataStart, _)) in headers)
+        {
+            var convert = new HashSet<string>();
+            using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1))
+                foreach (var t in tensors)
+                {
+                    if (!own.TryGetValue(NormalizeKey(t.Name), out var p)) continue;   // a tied lm_head copy
+                    if (t.DType == fileType && p.device_type == DeviceType.CPU && p.is_contiguous()) ReadInto(fs, dataStart + t.Begin, p);
+                    else convert.Add(t.Name);
+                }
+            if (convert.Count == 0) continue;
+            foreach (var (key, t) in SafeTensors.Load(path, DType, convert.Contains))
+                using (t) own[NormalizeKey(key)].copy_(t);
+        }
+    }
+
+    /// <summary>Reads the bytes of <paramref name="target"/> from <paramref name="offset"/>, in row blocks of at most
+    /// 1 GiB (a span cannot exceed 2 GiB).</summary>
+    static void ReadInto(FileStream fs, long offset, Tensor target)
+    {
+        fs.Position = offset;
+        if (target.numel() == 0) return;
+        var rows = target.dim() == 0 ? 1 : target.shape[0];
+        var rowBytes = target.numel() * target.ElementSize / rows;
+        var block = Math.Max(1, (1L << 30) / rowBytes);
+        for (long r = 0; r < rows; r += block)
+        {
+            using var part = target.dim() == 0 ? target.alias() : target.narrow(0, r, Math.Min(block, rows - r));
+            fs.ReadExactly(part.bytes);
+        }
     }
 
     /// <summary>Writes the weights with the legacy Hugging Face names of the released checkpoints

@@ -49,16 +49,17 @@ public sealed partial class Qwen2VLForConditionalGeneration
         var (b, p) = (promptIds.shape[0], promptIds.shape[1]);
         var g = numSamples;
         var n = b * g;
-        var capacity = p + options.MaxNewTokens;
+        var steps = options.MaxNewTokens;
+        var capacity = p + steps;
         var device = Device;
 
         // Prefill: one pass per prompt, then the cache rows are repeated for the samples.
+        UseThreadsFor(b * p);
         var (pos, deltas) = GetRopeIndex(promptIds, promptMask, images?.GridThw);
-        var keyMask = torch.zeros([b, capacity], ScalarType.Bool, device);
-        keyMask.narrow(1, 0, p).copy_(promptMask.to_type(ScalarType.Bool).to(device));
+        var prompt = promptMask.to(device).to_type(ScalarType.Bool);
         var cache = KvCache.Allocate(Config.Text, b, g == 1 ? capacity : p, DType, device);
-        var hidden = model.forward(EmbedInputs(promptIds, images), pos.to(device), keyMask.narrow(1, 0, p), cache, 0);
-        var logits = Logits(hidden.narrow(1, p - 1, 1)).squeeze(1).to_type(ScalarType.Float32);
+        var hidden = model.forward(EmbedInputs(promptIds, images), pos.to(device), prompt, cache, 0);
+        var logits = Float32(Logits(hidden.narrow(1, p - 1, 1)).squeeze(1));
         if (g > 1)
         {
             var repeated = cache.RepeatInterleave(g, p, capacity);
@@ -66,60 +67,74 @@ public sealed partial class Qwen2VLForConditionalGeneration
             cache = repeated;
         }
         using var _ = cache;
+        // The k-th real token of a row (generated ones counted) sits at k + delta on all three M-RoPE axes (see RopeIndex),
+        // so decode step c's token is at (unpadded prompt length + delta) + c.
+        var start = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);
         if (g > 1)
         {
             logits = logits.repeat_interleave(g, 0);
-            keyMask = keyMask.repeat_interleave(g, 0);
+            prompt = prompt.repeat_interleave(g, 0);
         }
-        // Real tokens before decode step c: the prompt's unpadded length + c (see RopeIndex for the delta).
-        var basePos = (deltas.to(device) + promptMask.to(device).to_type(ScalarType.Int64).sum(1, keepdim: true)).repeat_interleave(g, 0);
+        // What the decode steps need, made once and narrowed per step: the rotary tables of their positions, and an
+        // attention bias that hides the prompt's padding and shows every generated key (step c attends to the p + c + 1
+        // cache slots written so far).
+        var rope = model.MropeTables((start + torch.arange(steps, device: device)).unsqueeze(0).expand(3, n, steps), DType);
+        var hide = torch.cat([prompt, torch.ones([n, steps], ScalarType.Bool, device)], 1).logical_not();
+        var bias = torch.zeros([n, 1, 1, capacity], DType, device).masked_fill(hide.view(n, 1, 1, capacity), Qwen2TextModel.MinValue(DType));
+
         var stops = torch.tensor((options.StopTokenIds ?? []).ToArray(), ScalarType.Int64, device);
+        var canStop = stops.numel() > 0;
         var finished = torch.zeros(n, ScalarType.Bool, device);
         var ids = new List<Tensor>();
-        var masks = new List<Tensor>();
+        var finishedBefore = new List<Tensor>();
         var lps = new List<Tensor>();
-        for (int c = 0; c < options.MaxNewTokens; c++)
+        UseThreadsFor(n);
+        for (int c = 0; c < steps; c++)
         {
             using var step = NewDisposeScope();
-            var next = SampleNext(logits, options, generator);
-            var live = finished.logical_not();
-            next = torch.where(live, next, torch.full_like(next, options.PadTokenId));
+            var next = SampleNext(logits, options, generator).masked_fill_(finished, options.PadTokenId);
             ids.Add(next.MoveToOuterDisposeScope());
-            masks.Add(live.to_type(ScalarType.Int64).MoveToOuterDisposeScope());
             if (returnLogProbs)
                 lps.Add((options.Greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature)
-                    .log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).mul(live).MoveToOuterDisposeScope());
-            var nowFinished = finished.logical_or(torch.isin(next, stops)).MoveToOuterDisposeScope();
-            finished.Dispose();
-            finished = nowFinished;
-            if (c == options.MaxNewTokens - 1 || finished.all().item<bool>()) break;
+                    .log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).masked_fill_(finished, 0).MoveToOuterDisposeScope());
+            finishedBefore.Add(finished);
+            if (canStop)
+            {
+                finished = finished.logical_or(torch.isin(next, stops)).MoveToOuterDisposeScope();
+                // The one host read per token: ending when every row has stopped keeps the draws (and the generator's
+                // state afterwards) what they would be token by token.
+                if (finished.all().item<bool>()) break;
+            }
+            if (c == steps - 1) break;
 
-            // Decode one token at cache slot p + c; its M-RoPE position is the same on all three axes.
-            keyMask.narrow(1, p + c, 1).fill_(true);
-            var position = (basePos + c).unsqueeze(0).expand(3, n, 1);
-            var h = model.forward(model.embed_tokens.forward(next.unsqueeze(1)), position, keyMask.narrow(1, 0, p + c + 1), cache, p + c);
-            var newLogits = Logits(h).squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+            // Decode one token at cache slot p + c.
+            var h = model.forward(model.embed_tokens.forward(next.unsqueeze(1)), rope.Narrow(c, 1), bias.narrow(3, 0, p + c + 1), cache, p + c);
+            var newLogits = Float32(Logits(h).squeeze(1)).MoveToOuterDisposeScope();
             logits.Dispose();
             logits = newLogits;
         }
-        var result = new GenerationOutput(
+        return new GenerationOutput(
             torch.stack(ids, 1).MoveToOuterDisposeScope(),
-            torch.stack(masks, 1).MoveToOuterDisposeScope(),
+            torch.stack(finishedBefore, 1).logical_not().to_type(ScalarType.Int64).MoveToOuterDisposeScope(),
             returnLogProbs ? torch.stack(lps, 1).MoveToOuterDisposeScope() : null);
-        return result;
     }
 
-    /// <summary>Temperature, top-k and top-p filtering as HF's logits warpers, then multinomial; or argmax.</summary>
-    static Tensor SampleNext(Tensor logits, SamplingOptions o, Generator? generator)
+    static Tensor Float32(Tensor t) => t.dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32);
+
+    /// <summary>
+    /// HF's logits warpers in HF's order (temperature, top-k, top-p), then a multinomial draw; or the argmax. With top-k
+    /// the draw is among the k largest logits only: they come out of <c>topk</c> already gathered, top-p sorts k values
+    /// instead of the vocabulary, and the draw makes k exponential variates instead of one per vocabulary entry. The
+    /// distribution is HF's, except that a tie at the k-th largest logit keeps exactly k tokens (HF keeps every tied one).
+    /// </summary>
+    internal static Tensor SampleNext(Tensor logits, SamplingOptions o, Generator? generator)
     {
         if (o.Greedy) return logits.argmax(-1);
         if (o.Temperature <= 0) throw new ArgumentOutOfRangeException(nameof(o), o.Temperature, "Temperature must be positive (use Greedy for argmax)");
-        var l = o.Temperature == 1.0 ? logits : logits / o.Temperature;
-        if (o.TopK > 0 && o.TopK < l.shape[^1])
-        {
-            var kth = l.topk(o.TopK).values.narrow(-1, o.TopK - 1, 1);
-            l = l.masked_fill(l.lt(kth), double.NegativeInfinity);
-        }
+        var l = logits;
+        Tensor? index = null;
+        if (o.TopK > 0 && o.TopK < l.shape[^1]) (l, index) = l.topk(o.TopK);   // dividing by T first selects the same k
+        if (o.Temperature != 1.0) l = l / o.Temperature;
         if (o.TopP < 1.0)
         {
             // Sort ascending; drop tokens whose cumulative probability is ≤ 1 − top_p, always keeping the most likely.
@@ -128,7 +143,8 @@ public sealed partial class Qwen2VLForConditionalGeneration
             remove.narrow(-1, remove.shape[^1] - 1, 1).fill_(false);
             l = l.masked_fill(remove.scatter(-1, order, remove), double.NegativeInfinity);
         }
-        return l.softmax(-1).multinomial(1, generator: generator).squeeze(-1);
+        var choice = l.softmax(-1).multinomial(1, generator: generator);
+        return (index is null ? choice : index.gather(-1, choice)).squeeze(-1);
     }
 
     /// <summary>
@@ -146,6 +162,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         using var scope = NewDisposeScope();
         var p = promptIds.shape[1];
         var c = completionIds.shape[1];
+        UseThreadsFor(promptIds.shape[0] * (p + c));
         var comp = completionIds.to(Device);
         var mask = torch.cat([promptMask.to(Device).to_type(ScalarType.Int64),
             (completionMask ?? torch.ones_like(completionIds)).to(Device).to_type(ScalarType.Int64)], 1);

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 
 namespace VisualRft.Models.Qwen2VL;
@@ -21,6 +22,12 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     public readonly Qwen2TextModel model;
     public readonly Linear? lm_head;
 
+    /// <summary>
+    /// Allocates the modules with their weights uninitialised, like <c>torch.empty</c>: load them
+    /// (<see cref="FromPretrained"/>, <see cref="LoadSafetensors"/>, <see cref="LoadWeights"/>) or initialise them
+    /// (<see cref="Create"/>). Building the 2B model this way takes well under a second; initialising every layer
+    /// on construction, as TorchSharp's modules do, took 40–100 s only to be overwritten.
+    /// </summary>
     public Qwen2VLForConditionalGeneration(Qwen2VLConfig config, Device? device = null, ScalarType? dtype = null)
         : base(nameof(Qwen2VLForConditionalGeneration))
     {
@@ -28,7 +35,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
         visual = new VisionTower(config.Vision, config.IsQwen25, device, dtype);
         model = new Qwen2TextModel(config.Text, device, dtype);
         if (!config.Text.TieWordEmbeddings)
-            lm_head = nn.Linear(config.Text.HiddenSize, config.Text.VocabSize, hasBias: false, device: device, dtype: dtype);
+            lm_head = Layer.Linear(config.Text.HiddenSize, config.Text.VocabSize, bias: false, device, dtype);
         RegisterComponents();
     }
 
@@ -37,7 +44,18 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
 
     /// <summary>Vision tower + merger: pixel_values [P,1176], image_grid_thw [n,3] → image embeddings [P/4, hidden].
     /// Compute once per image and reuse across the samples of a group.</summary>
-    public Tensor EncodeImages(Tensor pixelValues, Tensor gridThw) => visual.forward(pixelValues, gridThw);
+    public Tensor EncodeImages(Tensor pixelValues, Tensor gridThw)
+    {
+        ThreadPolicy.Use(pixelValues.shape[0], Config.Vision.Width, Config.Vision.IntermediateSize, ElementSize);
+        return visual.forward(pixelValues, gridThw);
+    }
+
+    /// <summary>Sets torch's threads (<see cref="ThreadPolicy"/>) for decoder work over <paramref name="tokens"/> rows: its
+    /// typical operation is the MLP's gate/up product.</summary>
+    internal void UseThreadsFor(long tokens) =>
+        ThreadPolicy.Use(tokens, Config.Text.HiddenSize, 2L * Config.Text.IntermediateSize, ElementSize);
+
+    int ElementSize => (int)model.embed_tokens.weight.ElementSize;
 
     /// <summary>M-RoPE positions [3,N,S] and rope deltas [N,1] (<see cref="RopeIndex"/>).</summary>
     public (Tensor PositionIds, Tensor RopeDeltas) GetRopeIndex(Tensor inputIds, Tensor? attentionMask, Tensor? gridThw) =>
@@ -59,6 +77,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     internal Tensor Hidden(Tensor inputIds, Tensor? attentionMask, ImageInputs? images)
     {
         using var scope = NewDisposeScope();
+        UseThreadsFor(inputIds.numel());
         var mask = attentionMask ?? torch.ones_like(inputIds);
         var embeds = EmbedInputs(inputIds, images);
         var (pos, _) = GetRopeIndex(inputIds, mask, images?.GridThw);
@@ -90,5 +109,5 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
 
     /// <summary>lm_head, or the tied embedding matrix.</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight);
+        lm_head is not null ? lm_head.Project(hidden) : Layer.Project(hidden, model.embed_tokens.weight);
 }

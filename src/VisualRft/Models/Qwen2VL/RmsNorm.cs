@@ -20,8 +20,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var xf = x.to_type(ScalarType.Float32);
+        var f32 = x.dtype == ScalarType.Float32;   // no casts then: a decode step of a small model pays per operation
+        var xf = f32 ? x : x.to_type(ScalarType.Float32);
         xf = xf * torch.rsqrt(xf.pow(2).mean([-1L], keepdim: true) + eps);
-        return (weight * xf.to_type(x.dtype)).MoveToOuterDisposeScope();
+        return (weight * (f32 ? xf : xf.to_type(x.dtype))).MoveToOuterDisposeScope();
     }
 }

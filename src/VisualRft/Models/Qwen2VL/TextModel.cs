@@ -35,19 +35,29 @@ public sealed class Qwen2TextModel : nn.Module
         var (n, s) = (inputsEmbeds.shape[0], inputsEmbeds.shape[1]);
         if (keyMask.shape[0] != n || keyMask.shape[1] != offset + s)
             throw new ArgumentException($"attention mask has shape [{string.Join(",", keyMask.shape)}], expected [{n},{offset + s}]");
-        var (cos, sin) = MropeCosSin(positionIds, inputsEmbeds.dtype);
+        var rope = MropeTables(positionIds.to(inputsEmbeds.device), inputsEmbeds.dtype);
         var bias = AttentionBias(keyMask.to(inputsEmbeds.device), offset, s, inputsEmbeds.dtype, cfg.NumAttentionHeads / cfg.NumKeyValueHeads);
+        return forward(inputsEmbeds, rope, bias, cache, offset).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The layers and the final norm with the rotary tables [N,S,1,D] and the additive attention bias (broadcastable to
+    /// [N,1,g·S,T]) already made: a decode step passes slices of tables made once per rollout.
+    /// </summary>
+    internal Tensor forward(Tensor inputsEmbeds, Rotary rope, Tensor bias, KvCache? cache, long offset)
+    {
+        using var scope = NewDisposeScope();
         var h = inputsEmbeds;
         for (int i = 0; i < layers.Count; i++)
-            h = layers[i].forward(h, cos, sin, bias, cache?.Keys[i], cache?.Values[i], offset);
+            h = layers[i].forward(h, rope, bias, cache?.Keys[i], cache?.Values[i], offset);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// M-RoPE (spec §5.3): per axis T/H/W, cos/sin of position × inv_freq in float32, then frequency band i of
-    /// mrope_section×2 takes its values from axis i mod 3; cast to the model dtype as HF does.
+    /// mrope_section×2 takes its values from axis i mod 3; cast to the model dtype as HF does. position_ids [3,N,S].
     /// </summary>
-    (Tensor Cos, Tensor Sin) MropeCosSin(Tensor positionIds, ScalarType dtype)
+    internal Rotary MropeTables(Tensor positionIds, ScalarType dtype)
     {
         // Recomputed per call rather than held in a field: TorchSharp would register a tensor field as a buffer.
         var invFreq = Rope.InverseFrequencies(cfg.RopeTheta, cfg.HeadDim).to(positionIds.device);
@@ -59,7 +69,7 @@ public sealed class Qwen2TextModel : nn.Module
             var chunks = t.split(sections, -1);
             return torch.cat(chunks.Select((c, i) => c[i % 3]).ToArray(), -1).to_type(dtype);
         }
-        return (Pick(emb.cos()), Pick(emb.sin()));
+        return Rotary.FromCosSin(Pick(emb.cos()), Pick(emb.sin()));
     }
 
     /// <summary>
@@ -106,45 +116,44 @@ public sealed class Qwen2DecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
+    public Tensor forward(Tensor x, Rotary rope, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, bias, cacheK, cacheV, offset);
+        var h = x + self_attn.forward(input_layernorm.forward(x), rope, bias, cacheK, cacheV, offset);
         return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
     }
 }
 
 /// <summary>
-/// GQA attention with bias on q/k/v (none on o) and M-RoPE. Instead of repeating each key-value head g times
-/// (repeat_kv), the g query heads that share it are folded into the query-length axis: the same products, no copies
-/// of K/V, which matters for cached decoding.
+/// GQA attention with bias on q/k/v (none on o) and M-RoPE; q/k/v are one <see cref="LinearStack"/>. Instead of
+/// repeating each key-value head g times (repeat_kv), the g query heads that share it are folded into the query-length
+/// axis: the same products, no copies of K/V, which matters for cached decoding.
 /// </summary>
 public sealed class Qwen2Attention : nn.Module
 {
     readonly int heads, kvHeads, headDim;
+    readonly LinearStack qkv;
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
 
     public Qwen2Attention(Qwen2VLTextConfig cfg, Device? device, ScalarType? dtype) : base(nameof(Qwen2Attention))
     {
         (heads, kvHeads, headDim) = (cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim);
-        q_proj = nn.Linear(cfg.HiddenSize, (long)heads * headDim, hasBias: true, device: device, dtype: dtype);
-        k_proj = nn.Linear(cfg.HiddenSize, (long)kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
-        v_proj = nn.Linear(cfg.HiddenSize, (long)kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
-        o_proj = nn.Linear((long)heads * headDim, cfg.HiddenSize, hasBias: false, device: device, dtype: dtype);
+        long q = (long)heads * headDim, kv = (long)kvHeads * headDim;
+        qkv = new LinearStack(cfg.HiddenSize, [q, kv, kv], hasBias: true, device, dtype);
+        (q_proj, k_proj, v_proj) = (qkv.Parts[0], qkv.Parts[1], qkv.Parts[2]);
+        o_proj = Layer.Linear(q, cfg.HiddenSize, bias: false, device, dtype);
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
+    public Tensor forward(Tensor x, Rotary rope, Tensor bias, Tensor? cacheK, Tensor? cacheV, long offset)
     {
         using var scope = NewDisposeScope();
         var (n, s) = (x.shape[0], x.shape[1]);
-        var q = q_proj.forward(x).view(n, s, heads, headDim).transpose(1, 2);
-        var k = k_proj.forward(x).view(n, s, kvHeads, headDim).transpose(1, 2);
-        var v = v_proj.forward(x).view(n, s, kvHeads, headDim).transpose(1, 2);
-        var c = cos.unsqueeze(1);
-        var sn = sin.unsqueeze(1);
-        q = q * c + Rope.RotateHalf(q) * sn;
-        k = k * c + Rope.RotateHalf(k) * sn;
+        var all = qkv.forward(x).view(n, s, heads + 2 * kvHeads, headDim);
+        var qk = rope.Apply(all.narrow(2, 0, heads + kvHeads));   // q and k heads rotate in one pass
+        var q = qk.narrow(2, 0, heads).transpose(1, 2);           // [n, heads, s, d]
+        var k = qk.narrow(2, heads, kvHeads).transpose(1, 2);     // [n, kv, s, d]
+        var v = all.narrow(2, heads + kvHeads, kvHeads).transpose(1, 2);
         if (cacheK is not null && cacheV is not null)
         {
             cacheK.narrow(2, offset, s).copy_(k);
@@ -154,8 +163,15 @@ public sealed class Qwen2Attention : nn.Module
         }
         var g = heads / kvHeads;
         var qf = q.reshape(n, kvHeads, g * s, headDim);
-        var o = nn.functional.scaled_dot_product_attention(qf, k, v, bias)
-            .view(n, heads, s, headDim).transpose(1, 2).reshape(n, s, (long)heads * headDim);
-        return o_proj.forward(o).MoveToOuterDisposeScope();
+        var o = nn.functional.scaled_dot_product_attention(qf, k, v, bias);
+        o = s == 1 ? o.reshape(n, 1, heads * headDim)   // [n, kv, g, d] is already in head order
+            : o.view(n, heads, s, headDim).transpose(1, 2).reshape(n, s, heads * headDim);
+        return o_proj.Project(o).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) qkv.Dispose();
+        base.Dispose(disposing);
     }
 }

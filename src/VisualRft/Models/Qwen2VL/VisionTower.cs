@@ -211,8 +211,8 @@ public sealed class VisionAttention : nn.Module
     public VisionAttention(Qwen2VLVisionConfig cfg, Device? device, ScalarType? dtype) : base(nameof(VisionAttention))
     {
         heads = cfg.NumHeads;
-        qkv = nn.Linear(cfg.Width, 3L * cfg.Width, hasBias: true, device: device, dtype: dtype);
-        proj = nn.Linear(cfg.Width, cfg.Width, hasBias: true, device: device, dtype: dtype);
+        qkv = Layer.Linear(cfg.Width, 3L * cfg.Width, bias: true, device, dtype);
+        proj = Layer.Linear(cfg.Width, cfg.Width, bias: true, device, dtype);
         RegisterComponents();
     }
 
@@ -265,8 +265,8 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>
     public VisionMlp(long dim, long hidden, string act, Device? device, ScalarType? dtype) : base(nameof(VisionMlp))
     {
         this.act = act;
-        fc1 = nn.Linear(dim, hidden, hasBias: true, device: device, dtype: dtype);
-        fc2 = nn.Linear(hidden, dim, hasBias: true, device: device, dtype: dtype);
+        fc1 = Layer.Linear(dim, hidden, bias: true, device, dtype);
+        fc2 = Layer.Linear(hidden, dim, bias: true, device, dtype);
         RegisterComponents();
     }
 
@@ -293,9 +293,9 @@ public sealed class PatchMerger : nn.Module<Tensor, Tensor>
         groupWidth = (long)cfg.Width * cfg.SpatialMergeSize * cfg.SpatialMergeSize;
         ln_q = VisionBlock.Norm(cfg.Width, qwen25, device, dtype);
         mlp = nn.Sequential(
-            nn.Linear(groupWidth, groupWidth, hasBias: true, device: device, dtype: dtype),
+            Layer.Linear(groupWidth, groupWidth, bias: true, device, dtype),
             nn.GELU(),
-            nn.Linear(groupWidth, cfg.OutHiddenSize, hasBias: true, device: device, dtype: dtype));
+            Layer.Linear(groupWidth, cfg.OutHiddenSize, bias: true, device, dtype));
         RegisterComponents();
     }
 
