@@ -37,7 +37,9 @@ internal static class Html
     /// <summary>A number for people: NaN and infinities spelled out, at most <paramref name="digits"/> decimals.</summary>
     public static string N(double v, int digits = 3) => double.IsNaN(v) ? "NaN" : double.IsPositiveInfinity(v) ? "∞"
         : double.IsNegativeInfinity(v) ? "−∞"
-        : v != 0 && Math.Abs(v) < 0.5 * Math.Pow(10, -digits) ? v.ToString("0.#e0", CultureInfo.InvariantCulture)   // not a misleading 0
+        // Not a misleading 0: one significant digit down to 0.001, scientific below.
+        : v != 0 && Math.Abs(v) < 0.5 * Math.Pow(10, -digits)
+            ? Math.Abs(v) >= 0.001 ? v.ToString("0.###", CultureInfo.InvariantCulture) : v.ToString("0.#e0", CultureInfo.InvariantCulture)
         : Math.Round(v, digits).ToString("0." + new string('#', digits), CultureInfo.InvariantCulture);
 
     /// <summary>A number with a sign, for Δ and advantages.</summary>
