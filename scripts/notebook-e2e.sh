@@ -6,7 +6,8 @@
 #      kernel — with its `#r "nuget: VisualRft.Interactive"` pointed at that feed and version, into an empty NuGet
 #      packages folder, so the run also measures what a notebook user's first #r downloads and leaves on disk;
 #      checks that the kernel's HTTP API listens on loopback only;
-#   3. executes it again with a decoy libtorch on LD_LIBRARY_PATH (the package must still load its own);
+#   3. executes the small smoke notebook (tests/e2e/smoke.ipynb, or VRFT_E2E_DECOY_NOTEBOOK) with a decoy libtorch on
+#      LD_LIBRARY_PATH (the package must still load its own);
 #   4. exports the executed notebook with `jupyter nbconvert --to html`, and runs the notebook with `vrft run`;
 #   5. opens both pages in headless Chromium with the network off (scripts/browser-check.py): EXPECTATIONs (CSS
 #      selectors with counts) must hold, no script errors; full-page screenshots go to TestResults/screenshots/.
@@ -33,8 +34,9 @@ for project in src/VisualRft src/VisualRft.Interactive; do
   dotnet pack "$project" -c Release -p:PackageVersion="$version" -o "$results/feed" --nologo -v quiet
 done
 
-# The notebook as a user's copy would read: the feed, then the package at this version.
-/usr/bin/python3 - "$notebook" "$results/$name.ipynb" "$results/feed" "$version" <<'EOF'
+# The notebooks as a user's copy would read: the feed, then the package at this version.
+prepare() {   # prepare SOURCE TARGET
+/usr/bin/python3 - "$1" "$2" "$results/feed" "$version" <<'EOF'
 import json, re, sys
 source, target, feed, version = sys.argv[1:]
 nb = json.load(open(source))
@@ -50,6 +52,10 @@ if not found:
 nb["metadata"]["kernelspec"] = {"display_name": ".NET (C#)", "language": "C#", "name": ".net-csharp"}
 json.dump(nb, open(target, "w"), indent=1)
 EOF
+}
+prepare "$notebook" "$results/$name.ipynb"
+decoy_notebook=$(realpath "${VRFT_E2E_DECOY_NOTEBOOK:-tests/e2e/smoke.ipynb}")
+prepare "$decoy_notebook" "$results/decoy.ipynb"
 
 # The kernel gets a home and a NuGet packages folder of its own: nothing of the user's is read or written. The home lies
 # outside the repository: #r restores through a project made under it, which must not pick up our Directory.*.props.
@@ -57,9 +63,9 @@ user_home=$HOME
 kernel_home=$(mktemp -d -t vrft-kernel-home.XXXXXX)
 trap 'rm -rf "$kernel_home"' EXIT
 export HOME="$kernel_home" NUGET_PACKAGES="$results/nuget-packages"
-execute() {   # execute OUTPUT-NAME [env assignments...]
-  local output=$1; shift
-  env "$@" /usr/bin/jupyter nbconvert --to notebook --execute "$results/$name.ipynb" --output "$output" \
+execute() {   # execute NOTEBOOK OUTPUT-NAME [env assignments...]
+  local input=$1 output=$2; shift 2
+  env "$@" /usr/bin/jupyter nbconvert --to notebook --execute "$input" --output "$output" \
     --ExecutePreprocessor.kernel_name=.net-csharp --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.startup_timeout=300 \
     2> >(grep -v -e 'Debugger warning' -e 'frozen modules' -e 'make the debugger miss' -e 'Debugging will proceed' >&2)
 }
@@ -68,7 +74,7 @@ libtorch_used() {   # the libtorch folder that TorchRuntime.Describe() printed i
 }
 
 step "nbconvert --execute on the stock kernel (empty NuGet folder)"
-execute "$name.executed" &
+execute "$results/$name.ipynb" "$name.executed" &
 jupyter_pid=$!
 # The kernel's HTTP API: sample its listening sockets while it runs; every one must be on loopback.
 while kill -0 "$jupyter_pid" 2>/dev/null; do
@@ -98,13 +104,13 @@ step "what the first #r left (also in footprint.txt)"
   echo "TorchSharp's consolidated native copy (lib/*/cpu): ${consolidated:+present, $(du -sm "$consolidated" | cut -f1) MB}${consolidated:-absent}"
 } | tee "$results/footprint.txt"
 
-step "again with a decoy libtorch on LD_LIBRARY_PATH"
+step "$(basename "$decoy_notebook") with a decoy libtorch on LD_LIBRARY_PATH"
 decoys="$results/decoy-libs"
 mkdir -p "$decoys"
 gomp=$(ls "$expected_libtorch"/libgomp*.so* | head -1)
 for library in libtorch_cpu.so libc10.so libtorch.so; do cp "$gomp" "$decoys/$library"; done
-execute "$name.decoy" LD_LIBRARY_PATH="$decoys"
-[ "$(libtorch_used "$name.decoy")" = "$expected_libtorch" ] || { echo "FAIL: with the decoy, libtorch came from '$(libtorch_used "$name.decoy")'" >&2; exit 1; }
+execute "$results/decoy.ipynb" "decoy.executed" LD_LIBRARY_PATH="$decoys"
+[ "$(libtorch_used "decoy.executed")" = "$expected_libtorch" ] || { echo "FAIL: with the decoy, libtorch came from '$(libtorch_used "decoy.executed")'" >&2; exit 1; }
 decoy_at=$SECONDS
 
 step "nbconvert --to html, and vrft run"

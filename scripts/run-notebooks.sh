@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Executes every notebook in notebooks/ with `vrft run` (in-process, the package hosted by the runner) into
+# Executes every notebook in notebooks/ and notebooks/tables/ with `vrft run` (in-process, the package hosted by the runner) into
 # TestResults/notebooks/: the executed .ipynb and the HTML report of each. A notebook whose metadata says
 # "vrft": {"heavy": true} runs only with VRFT_HEAVY=1. Stops at the first notebook that fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shopt -s nullglob
-notebooks=(notebooks/*.ipynb notebooks/*.dib)
+notebooks=(notebooks/*.ipynb notebooks/*.dib notebooks/tables/*.ipynb)
 if [ ${#notebooks[@]} -eq 0 ]; then echo "run-notebooks: no notebooks in notebooks/"; exit 0; fi
 dotnet build src/VisualRft.Cli -c Release --nologo -v quiet
 for notebook in "${notebooks[@]}"; do

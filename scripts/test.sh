@@ -13,4 +13,6 @@ bash scripts/install-notebook-client.sh
 dotnet build VisualRft.Interactive.sln -c Release
 dotnet test VisualRft.Interactive.sln -c Release --no-build ${filter:+--filter "$filter"} --logger "console;verbosity=normal"
 bash scripts/run-notebooks.sh
-bash scripts/notebook-e2e.sh "${VRFT_E2E_NOTEBOOK:-tests/e2e/smoke.ipynb}"
+bash scripts/notebook-e2e.sh "${VRFT_E2E_NOTEBOOK:-notebooks/00-quickstart.ipynb}" \
+  'svg rect.vrft-truth>=10' 'svg rect.vrft-prediction>=10' '.vrft-plotly .main-svg .scatterlayer .trace>=8' \
+  'span.tok>=100' '.vrft-comparison'
