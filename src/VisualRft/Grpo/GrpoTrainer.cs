@@ -94,7 +94,7 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// Samples, then computes what the update needs. The vision tower runs once per prompt: its output feeds the sampler
-    /// (detached) and is kept, with its graph, for the first policy pass; the reference encodes each image once for its G rows.
+    /// (detached) and is kept, with its graph, for the first policy pass. Every pass runs each prompt once for its G completions.
     /// </summary>
     (RolloutGroup, RolloutTensors) RolloutCore(IReadOnlyList<VisualSample> samples)
     {
@@ -115,21 +115,19 @@ public sealed class GrpoTrainer : IDisposable
         var generateMs = clock.Elapsed.TotalMilliseconds;
 
         clock.Restart();
-        var rowsIds = promptIds.repeat_interleave(g, 0);
-        var rowsMask = promptMask.repeat_interleave(g, 0);
         Tensor? refLogps = null, oldLogps = null;
         using (no_grad())
         {
             if (Reference is not null)
             {
                 var refImages = new ImageInputs(Reference.Model.EncodeImages(batch.PixelValuesTensor()!.to(device), grid), grid);
-                refLogps = Reference.Model.CompletionLogProbs(rowsIds, rowsMask, generated.CompletionIds, generated.CompletionMask,
-                    Reference.Model.RepeatForSamples(refImages, promptIds, g), Options.Temperature);
+                refLogps = Reference.Model.CompletionLogProbs(promptIds, promptMask, refImages, g, generated.CompletionIds,
+                    generated.CompletionMask, Options.Temperature);
             }
             // μ > 1: the log-probs of the sampling policy, fixed before the inner updates change it (TRL).
             if (Options.Mu > 1)
-                oldLogps = model.CompletionLogProbs(rowsIds, rowsMask, generated.CompletionIds, generated.CompletionMask,
-                    model.RepeatForSamples(sampled, promptIds, g), Options.Temperature);
+                oldLogps = model.CompletionLogProbs(promptIds, promptMask, sampled, g, generated.CompletionIds, generated.CompletionMask,
+                    Options.Temperature);
         }
         var referenceMs = clock.Elapsed.TotalMilliseconds;
 
@@ -280,8 +278,7 @@ public sealed class GrpoTrainer : IDisposable
             : [.. t.Images.Select(i => new ImageInputs(model.EncodeImages(i.Pixels, i.GridThw), i.GridThw))];
         t.GraphSpent = true;
         var images = new ImageInputs(cat(perPrompt.Select(i => i.Embeds).ToList(), 0), cat(perPrompt.Select(i => i.GridThw).ToList(), 0));
-        var logps = model.CompletionLogProbs(t.PromptIds.repeat_interleave(t.G, 0), t.PromptMask.repeat_interleave(t.G, 0),
-            t.CompletionIds, t.CompletionMask, model.RepeatForSamples(images, t.PromptIds, t.G), options.Temperature);
+        var logps = model.CompletionLogProbs(t.PromptIds, t.PromptMask, images, t.G, t.CompletionIds, t.CompletionMask, options.Temperature);
         return (GrpoLoss.Compute(logps, t.OldLogps, t.RefLogps, advantages.to(logps.device), t.CompletionMask, options, accumulation, dapoTokens), logps);
     }
 

@@ -74,6 +74,46 @@ public class Qwen2VLInferenceTests
         Assert.Equal(b.CompletionIds[0].data<long>().ToArray(), batch.CompletionIds[1].data<long>().ToArray());
     }
 
+    [Theory]
+    [InlineData("qwen2_vl")]
+    [InlineData("qwen2_5_vl")]
+    public void Shared_prompt_pass_gives_the_full_pass_log_probs_and_gradients(string kind)
+    {
+        using var scope = NewDisposeScope();
+        var c = Load(kind);
+        var proc = Qwen2VLGoldenTests.Fixture(kind, "processor.safetensors");
+        const int g = 3;
+        var opts = new SamplingOptions(MaxNewTokens: 8, Temperature: 1.3, PadTokenId: 306);
+        using var gen = c.Model.Generate(c.IdsBatch, c.MaskBatch, c.ImagesBatch, opts, numSamples: g, generator: new Generator(3));
+        // Completions of different lengths, so that padding inside the completion block is exercised too.
+        var mask = torch.tensor(new long[] { 8, 5, 1, 8, 3, 6 }).unsqueeze(1).gt(torch.arange(8L)).to_type(ScalarType.Int64);
+        var weights = torch.rand([2 * g, 8], generator: new Generator(5));
+        ImageInputs Images() => new(torch.cat([c.Model.EncodeImages(proc["pixel_values_A"], proc["grid_thw_A"]),
+            c.Model.EncodeImages(proc["pixel_values_B"], proc["grid_thw_B"])], 0), c.ImagesBatch.GridThw);
+
+        c.Model.zero_grad();
+        var images = Images();
+        var full = c.Model.CompletionLogProbs(c.IdsBatch.repeat_interleave(g, 0), c.MaskBatch.repeat_interleave(g, 0),
+            gen.CompletionIds, mask, c.Model.RepeatForSamples(images, c.IdsBatch, g), 0.7);
+        (full * mask * weights).sum().backward();
+        var fullGrads = c.Model.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+
+        c.Model.zero_grad();
+        var shared = c.Model.CompletionLogProbs(c.IdsBatch, c.MaskBatch, Images(), g, gen.CompletionIds, mask, 0.7);
+        (shared * mask * weights).sum().backward();
+
+        var err = ((full - shared) * mask).abs().max().item<float>();
+        output.WriteLine($"{kind}: shared vs full log-prob max diff {err:E2}");
+        Assert.True(err < 1e-5, $"log-probs differ by {err}");
+        Assert.Contains("visual.patch_embed.proj.weight", fullGrads.Keys);
+        foreach (var (name, p) in c.Model.named_parameters().Where(p => fullGrads.ContainsKey(p.name)))
+        {
+            var gradErr = (p.grad! - fullGrads[name]).abs().max().item<float>();
+            Assert.True(gradErr <= 1e-5 + 1e-4 * fullGrads[name].abs().max().item<float>(), $"{name}: gradients differ by {gradErr}");
+        }
+        Assert.Throws<ArgumentException>(() => c.Model.CompletionLogProbs(c.IdsBatch, c.MaskBatch, c.ImagesBatch, 2, gen.CompletionIds, mask));
+    }
+
     [Fact]
     public void Sampling_is_reproducible_and_top_k_1_is_greedy()
     {

@@ -177,6 +177,45 @@ public sealed partial class Qwen2VLForConditionalGeneration
     }
 
     /// <summary>
+    /// The log-probabilities <see cref="CompletionLogProbs(Tensor, Tensor, Tensor, Tensor?, ImageInputs?, double)"/> gives
+    /// for G completions per prompt, with each prompt run once instead of G times: the prompt pass fills a key-value
+    /// cache (with gradient when autograd is on), the cache rows are repeated for the prompt's G completions, and the
+    /// completions run in one pass over it at the positions <see cref="Generate"/> gives them. The decoder's work on
+    /// prompts drops G-fold, and prompts are most of a GRPO sequence (at 2B scale the image alone is hundreds of tokens).
+    /// Prompts [B, P] with the images of those B prompts; completions [B·G, C] in the row order b·G + j. Where the
+    /// completion mask is 0 the values have no meaning (the full pass gives different ones); GRPO masks them.
+    /// </summary>
+    public Tensor CompletionLogProbs(Tensor promptIds, Tensor promptMask, ImageInputs? images, int samplesPerPrompt,
+        Tensor completionIds, Tensor? completionMask, double temperature = 1.0)
+    {
+        var (b, p) = (promptIds.shape[0], promptIds.shape[1]);
+        var g = samplesPerPrompt;
+        if (g < 1) throw new ArgumentOutOfRangeException(nameof(samplesPerPrompt), g, "must be at least 1");
+        if (completionIds.dim() != 2 || completionIds.shape[0] != b * g)
+            throw new ArgumentException($"completion ids [{string.Join(",", completionIds.shape)}] do not match {b} prompts × {g} samples");
+        var (n, c) = (b * g, completionIds.shape[1]);
+        if (c == 0) return torch.zeros([n, 0], ScalarType.Float32, Device);
+        using var scope = NewDisposeScope();
+        var device = Device;
+        UseThreadsFor(b * p + n * c);
+        var (pos, deltas) = GetRopeIndex(promptIds, promptMask, images?.GridThw);
+        var prompt = promptMask.to(device).to_type(ScalarType.Bool);
+        var cache = KvCache.Allocate(Config.Text, b, p, DType, device);
+        var last = model.forward(EmbedInputs(promptIds, images), pos.to(device), prompt, cache, 0).narrow(1, p - 1, 1);
+        var shared = cache.RepeatInterleave(g, p, p + c);
+        var comp = completionIds.to(device);
+        var start = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);   // as in Generate
+        var keys = torch.cat([prompt.repeat_interleave(g, 0),
+            (completionMask ?? torch.ones_like(completionIds)).to(device).to_type(ScalarType.Bool)], 1);
+        var hidden = model.forward(model.embed_tokens.forward(comp), (start + torch.arange(c, device: device)).unsqueeze(0).expand(3, n, c),
+            keys, shared, p);
+        // Token t is predicted at position t − 1: the prompt's last position for the first token.
+        var logits = Logits(torch.cat([last.repeat_interleave(g, 0), hidden.narrow(1, 0, c - 1)], 1)).to_type(ScalarType.Float32);
+        if (temperature != 1.0) logits = logits / temperature;
+        return logits.log_softmax(-1).gather(-1, comp.unsqueeze(-1)).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Repeats each prompt's image embeddings and grid rows <paramref name="g"/> times, in the row order b·g + j of
     /// <see cref="Generate"/>. The images of row b are those of its image-token runs, in order.
     /// </summary>
