@@ -14,7 +14,9 @@ public sealed record MeasuredRow(string Model, RowKind Kind, IReadOnlyList<doubl
 /// <param name="Paper">The paper's table.</param>
 /// <param name="PaperRows">Its rows compared here (one model and setting).</param>
 /// <param name="Scale">"tiny": the synthetic analogue with the built-in tiny model on CPU.</param>
-/// <param name="Columns">The measured columns, position by position the analogue of <see cref="PaperTable.Columns"/>.</param>
+/// <param name="Columns">The measured columns, position by position the analogue of <see cref="PaperTable.Columns"/>; the
+/// first (the summary) always corresponds, and an analogue may have fewer or more per-class columns than the paper
+/// (Table 8: 13 LVIS rare classes, 8 synthetic ones).</param>
 /// <param name="Measured">Base, +SFT, +Visual-RFT, Δ.</param>
 /// <param name="Settings">Everything that produced the measured rows (data set, shots, steps, learning rates, seed, ...).</param>
 /// <param name="Notes">How the analogue maps onto the paper's setting and what differs.</param>
@@ -31,18 +33,27 @@ public sealed record TableComparison(PaperTable Paper, IReadOnlyList<PaperRow> P
 
     public MeasuredRow Row(RowKind kind) => Measured.First(r => r.Kind == kind);
 
+    /// <summary>The header over both: the paper's column and the analogue's at each position, null past the shorter list.</summary>
+    public IReadOnlyList<(string? Paper, string? Measured)> ColumnPairs =>
+        [.. Enumerable.Range(0, Math.Max(Paper.Columns.Count, Columns.Count))
+            .Select(i => (i < Paper.Columns.Count ? Paper.Columns[i] : null, i < Columns.Count ? Columns[i] : (string?)null))];
+
+    /// <summary>Values padded with nulls to the header's width.</summary>
+    public IReadOnlyList<double?> Padded(IReadOnlyList<double?> values) =>
+        [.. values, .. Enumerable.Repeat<double?>(null, ColumnPairs.Count - values.Count)];
+
     /// <summary>A Markdown rendering: paper rows, then measured rows, with both column headers.</summary>
     public string ToMarkdown()
     {
         var sb = new StringBuilder();
         sb.AppendLine($"### Table {Paper.Number}: {Paper.Title} — paper vs {Scale} analogue");
         sb.AppendLine();
-        sb.AppendLine("| row | " + string.Join(" | ", Paper.Columns.Zip(Columns, (p, m) => p == m ? p : $"{p} ↔ {m}")) + " |");
-        sb.AppendLine("|---|" + string.Concat(Columns.Select(_ => "---|")));
+        sb.AppendLine("| row | " + string.Join(" | ", ColumnPairs.Select(c => c.Paper == c.Measured ? c.Paper : $"{c.Paper ?? "–"} ↔ {c.Measured ?? "–"}")) + " |");
+        sb.AppendLine("|---|" + string.Concat(ColumnPairs.Select(_ => "---|")));
         foreach (var r in PaperRows)
-            sb.AppendLine($"| paper {r.Model} {r.Setting} {Label(r.Kind)} | " + string.Join(" | ", r.Values.Select(v => Format(v, r.Kind))) + " |");
+            sb.AppendLine($"| paper {r.Model} {r.Setting} {Label(r.Kind)} | " + string.Join(" | ", Padded(r.Values).Select(v => Format(v, r.Kind))) + " |");
         foreach (var r in Measured)
-            sb.AppendLine($"| {Scale} {r.Model} | " + string.Join(" | ", r.Values.Select(v => Format(v, r.Kind))) + " |");
+            sb.AppendLine($"| {Scale} {r.Model} | " + string.Join(" | ", Padded(r.Values).Select(v => Format(v, r.Kind))) + " |");
         sb.AppendLine();
         sb.AppendLine("Settings: " + string.Join("; ", Settings.Select(kv => $"{kv.Key} {kv.Value}")) + $"; {Seconds:F0} s.");
         foreach (var n in Notes) sb.AppendLine("- " + n);

@@ -33,10 +33,10 @@ public static class TableViews
     /// <summary>The paper's rows of one setting over the rows measured for its analogue, with settings, notes and a chart.</summary>
     public static View Comparison(TableComparison c)
     {
-        var header = c.Paper.Columns.Zip(c.Columns, (p, m) => p == m ? E(p) : $"{E(p)}<br><span class=muted>↔ {E(m)}</span>");
-        var rows = c.PaperRows.Select(r => (string[])[$"<td class=l>paper: {E(r.Model)} {E(Label(r.Kind, r.Setting))}</td>", .. r.Values.Select(v => Cell(v, r.Kind))])
-            .Append(Enumerable.Repeat("<td style=\"border:none;height:6px\"></td>", c.Columns.Count + 1).ToArray())
-            .Concat(c.Measured.Select(r => (string[])[$"<td class=l><b>{E(c.Scale)}: {E(r.Model)}</b></td>", .. r.Values.Select(v => Cell(v, r.Kind))]));
+        var header = c.ColumnPairs.Select(p => p.Paper == p.Measured ? E(p.Paper!) : $"{E(p.Paper ?? "–")}<br><span class=muted>↔ {E(p.Measured ?? "–")}</span>");
+        var rows = c.PaperRows.Select(r => (string[])[$"<td class=l>paper: {E(r.Model)} {E(Label(r.Kind, r.Setting))}</td>", .. c.Padded(r.Values).Select(v => Cell(v, r.Kind))])
+            .Append(Enumerable.Repeat("<td style=\"border:none;height:6px\"></td>", c.ColumnPairs.Count + 1).ToArray())
+            .Concat(c.Measured.Select(r => (string[])[$"<td class=l><b>{E(c.Scale)}: {E(r.Model)}</b></td>", .. c.Padded(r.Values).Select(v => Cell(v, r.Kind))]));
         var html = new StringBuilder($"<h4>Table {c.Paper.Number}: {E(c.Paper.Title)} — paper vs {E(c.Scale)} analogue</h4>")
             .Append($"<div class=muted>{E(c.Paper.Metric)}</div>")
             .Append(Table(["<span class=l>row</span>", .. header], rows));

@@ -13,7 +13,9 @@ public class TinyTablesTests(ITestOutputHelper output)
 
     static void CheckShape(TableComparison t)
     {
-        Assert.Equal(t.Paper.Columns.Count, t.Columns.Count);
+        Assert.Equal(t.Paper.Columns[0], t.ColumnPairs[0].Paper);
+        Assert.All(t.PaperRows, r => Assert.Equal(t.Paper.Columns.Count, r.Values.Count));
+        Assert.All(t.ToMarkdown().Split('\n').Where(l => l.StartsWith('|')), l => Assert.Equal(t.ColumnPairs.Count + 2, l.Count(ch => ch == '|')));
         Assert.Contains(t.Measured, r => r.Kind == RowKind.Baseline);
         Assert.Contains(t.Measured, r => r.Kind == RowKind.Sft);
         Assert.Contains(t.Measured, r => r.Kind == RowKind.VisualRft);

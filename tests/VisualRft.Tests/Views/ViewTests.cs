@@ -126,6 +126,18 @@ public class ViewTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture
         Assert.Contains("<i>+3.4</i>", view.Html);
         Assert.Contains("class=\"vrft-plotly\"", view.Html);
         Assert.Contains("Δ +3.4", view.Text);
+
+        // Table 8's analogue has 8 per-class columns against the paper's 13: every row still spans the whole header.
+        var t8 = VisualRft.Experiments.PaperTables.Table8;
+        var narrow = VisualRft.Experiments.TableComparison.Rows([1.5, 1, 2], [0.9, 1, 2], [0.8, 1, 2]);
+        var unequal = new VisualRft.Experiments.TableComparison(t8, t8.RowsOf("Qwen2-VL-2B"), "tiny", ["mAP", "pink circle", "cyan star"], narrow,
+            new Dictionary<string, string> { ["steps"] = "120" }, [], 60);
+        var html = Render.Of(unequal).Html;
+        WellFormed(Render.Of(unequal));
+        var widths = System.Text.RegularExpressions.Regex.Matches(html[..html.IndexOf("</table>")], "<tr>(.*?)</tr>").Select(m => Count(m.Groups[1].Value, "<t")).Distinct().ToList();
+        Assert.Equal([t8.Columns.Count + 1], widths);
+        Assert.Contains("↔ –", html);
+        Assert.All(unequal.ToMarkdown().Split('\n').Where(l => l.StartsWith('|')), l => Assert.Equal(t8.Columns.Count + 2, l.Count(ch => ch == '|')));
     }
 
     [Fact]
