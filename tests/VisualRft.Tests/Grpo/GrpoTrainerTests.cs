@@ -59,6 +59,7 @@ public sealed class TinyTrainerFixture
 
 }
 
+[Collection(nameof(BitForBit))]
 public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture>
 {
     static Dictionary<string, Tensor> Snapshot(VisionLanguagePolicy p) =>
@@ -278,6 +279,7 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
     [Fact]
     public void A_resumed_run_equals_the_uninterrupted_run()
     {
+        using var oneThread = BitForBit.OneThread();
         var run = Path.Combine(Path.GetTempPath(), $"vrft-resume-{Guid.NewGuid():N}");
         Dictionary<string, Tensor> straight;
         using (var policy = fx.NewPolicy())

@@ -8,6 +8,7 @@ using VisualRft.TinyModel;
 
 namespace VisualRft.Tests.TinyModel;
 
+[Collection(nameof(BitForBit))]
 public class TinyQwen2VlTests
 {
     [Fact]
@@ -34,6 +35,7 @@ public class TinyQwen2VlTests
     [Fact]
     public void Pretraining_runs_its_stages_in_order_and_is_deterministic()
     {
+        using var oneThread = BitForBit.OneThread();
         var options = new TinyPretrainOptions
         {
             VocabSize = 300, Hidden = 32, Layers = 1, VisionWidth = 16, VisionDepth = 1,

@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace VisualRft.Tests.Training;
 
+[Collection(nameof(BitForBit))]
 public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     static CheckpointTests() => TorchRuntime.EnsureLoaded();
@@ -84,6 +85,7 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
     [Fact]
     public void Resume_equals_the_uninterrupted_run()
     {
+        using var oneThread = BitForBit.OneThread();
         using var straight = new Run(3).Init();
         straight.Train(Total);
 
