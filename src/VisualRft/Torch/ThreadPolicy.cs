@@ -23,6 +23,8 @@ namespace VisualRft.Torch;
 /// a weight under <see cref="SplitWeightBytes"/> runs on one thread; larger work runs on one thread per core that other
 /// processes left free over the last quarter second or more (Linux: <c>/proc/stat</c> minus this process's own time;
 /// elsewhere every core counts as free; until a first interval is measured, other processes count as busy).
+/// A loop of equal steps (decoding) does not trust the rule: it times one thread against that count and keeps the faster
+/// (<see cref="ForSteps"/>, <see cref="SteppedThreads"/>).
 /// The count is set on the calling thread (OpenMP keeps it per thread) and stays in effect after the call, so a
 /// backward pass and an optimizer step run with the count of the forward pass before them.
 /// <para>Reproducibility: forward passes give the same bits on one or two threads, backward passes (and some prefill
@@ -72,6 +74,31 @@ public static class ThreadPolicy
         var count = Choose(rows, inner, outer, elementSize);
         if (torch.get_num_threads() != count) torch.set_num_threads(count);
         return count;
+    }
+
+    /// <summary>
+    /// A thread count for a loop of equal steps (the decode steps of one <c>Generate</c> call), chosen by timing when
+    /// <see cref="Choose"/> would split the work. See <see cref="SteppedThreads"/>.
+    /// </summary>
+    public static SteppedThreads ForSteps(long rows, long inner, long outer, int elementSize)
+    {
+        var candidate = Choose(rows, inner, outer, elementSize);
+        return new SteppedThreads(_override is null && candidate > 1 ? Decisions.For((rows, inner, outer, elementSize, candidate)) : null, candidate);
+    }
+
+    /// <summary>Timed choices per loop shape and candidate count, shared by every loop of that shape.</summary>
+    static class Decisions
+    {
+        static readonly Dictionary<(long, long, long, int, int), StepDecision> All = [];
+
+        public static StepDecision For((long, long, long, int, int) key)
+        {
+            lock (All)
+            {
+                if (!All.TryGetValue(key, out var d)) All[key] = d = new StepDecision(key.Item5);
+                return d;
+            }
+        }
     }
 
     /// <summary>A one-line account for banners and benchmarks.</summary>
@@ -147,4 +174,77 @@ static class CpuLoad
             return null;
         }
     }
+}
+
+/// <summary>
+/// The thread count of each step of a loop. Bandwidth-bound steps (2B decoding reads every weight once per token) gain
+/// from a second thread on some machines and lose on others: on this project's 2-core VM, two threads ran 2B decoding at
+/// 0.86–1.27× the bandwidth bound in one week's runs, and were 16–25 % slower than one thread in another's
+/// (<c>bench/VisualRft.Bench -- rollout</c>). So where <see cref="ThreadPolicy.Choose"/> gives more than one thread, the
+/// steps alternate between one thread and that count until each has <see cref="StepDecision.Trials"/> timings, and the
+/// lower median runs from then on, for every loop of the same shape, until <see cref="StepDecision.Recheck"/> has passed
+/// (a new load gives a new candidate count and a fresh decision). Forward passes give the same bits on either count: the
+/// choice changes speed, not tokens. Work for one thread, or a count the user fixed, is never timed.
+/// </summary>
+public sealed class SteppedThreads
+{
+    readonly StepDecision? decision;
+    readonly int fixedCount;
+    int current;
+    long started;
+
+    internal SteppedThreads(StepDecision? decision, int fixedCount) => (this.decision, this.fixedCount) = (decision, fixedCount);
+
+    /// <summary>Sets the thread count for the next step and starts its clock.</summary>
+    public void Begin()
+    {
+        current = decision?.Next() ?? fixedCount;
+        if (torch.get_num_threads() != current) torch.set_num_threads(current);
+        started = Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Ends the step begun last; its time counts toward the decision while one is being made.</summary>
+    public void End() => decision?.Record(current, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+}
+
+/// <summary>One loop shape's choice between one thread and <see cref="Candidate"/> threads, from step timings.</summary>
+internal sealed class StepDecision(int candidate)
+{
+    /// <summary>Timed steps per count before choosing: the median of three drops one disturbed step.</summary>
+    public const int Trials = 3;
+
+    /// <summary>How long a choice stands before the counts are timed again.</summary>
+    public static readonly TimeSpan Recheck = TimeSpan.FromMinutes(2);
+
+    public int Candidate => candidate;
+    readonly List<double> one = [], many = [];
+    int? chosen;
+    DateTime chosenAt;
+
+    /// <summary>The count for the next step: the choice, or while choosing the count with fewer timings.</summary>
+    public int Next(DateTime? now = null)
+    {
+        lock (this)
+        {
+            if (chosen is { } c && (now ?? DateTime.UtcNow) - chosenAt < Recheck) return c;
+            if (chosen is not null) { chosen = null; one.Clear(); many.Clear(); }
+            return one.Count <= many.Count ? 1 : candidate;
+        }
+    }
+
+    public void Record(int threads, double ms, DateTime? now = null)
+    {
+        lock (this)
+        {
+            if (chosen is not null) return;
+            (threads == 1 ? one : many).Add(ms);
+            if (one.Count >= Trials && many.Count >= Trials)
+            {
+                chosen = Median(one) <= Median(many) ? 1 : candidate;
+                chosenAt = now ?? DateTime.UtcNow;
+            }
+        }
+    }
+
+    static double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
 }

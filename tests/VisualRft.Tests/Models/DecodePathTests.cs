@@ -99,4 +99,26 @@ public class DecodePathTests
         Assert.Equal(1, ThreadPolicy.Choose(8, 128, 512, 4));   // a decode step of the tiny model
         Assert.InRange(ThreadPolicy.Choose(1, 1536, 17920, 2), 1, Environment.ProcessorCount);   // 2B decode: the free cores
     }
+
+    [Theory]
+    [InlineData(new[] { 110.0, 109, 116 }, new[] { 130.0, 146, 129 }, 1)]   // two threads slower (this VM, 2026-11-26)
+    [InlineData(new[] { 120.0, 118, 300 }, new[] { 95.0, 90, 99 }, 2)]      // two threads faster; one disturbed step
+    public void Stepped_threads_time_both_counts_then_keep_the_faster(double[] oneMs, double[] twoMs, int expected)
+    {
+        var d = new StepDecision(2);
+        var t0 = new DateTime(2026, 11, 26, 12, 0, 0, DateTimeKind.Utc);
+        var (a, b) = (0, 0);
+        var seen = new List<int>();
+        while (a < oneMs.Length || b < twoMs.Length)
+        {
+            var n = d.Next(t0);
+            seen.Add(n);
+            d.Record(n, n == 1 ? oneMs[a++] : twoMs[b++], t0);
+        }
+        Assert.Equal([1, 2, 1, 2, 1, 2], seen);   // alternating, StepDecision.Trials of each
+        Assert.All(Enumerable.Range(0, 5), _ => Assert.Equal(expected, d.Next(t0.AddSeconds(10))));
+        d.Record(3 - expected, 1.0, t0);            // a late timing does not reopen the choice
+        Assert.Equal(expected, d.Next(t0.AddSeconds(20)));
+        Assert.Equal(1, d.Next(t0 + StepDecision.Recheck));   // after the recheck interval it times both again
+    }
 }

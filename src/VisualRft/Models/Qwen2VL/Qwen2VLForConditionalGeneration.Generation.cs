@@ -88,7 +88,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         var ids = new List<Tensor>();
         var finishedBefore = new List<Tensor>();
         var lps = new List<Tensor>();
-        UseThreadsFor(n);
+        var threads = ThreadPolicy.ForSteps(n, Config.Text.HiddenSize, 2L * Config.Text.IntermediateSize, ElementSize);
         for (int c = 0; c < steps; c++)
         {
             using var step = NewDisposeScope();
@@ -108,8 +108,10 @@ public sealed partial class Qwen2VLForConditionalGeneration
             if (c == steps - 1) break;
 
             // Decode one token at cache slot p + c.
+            threads.Begin();
             var h = model.forward(model.embed_tokens.forward(next.unsqueeze(1)), rope.Narrow(c, 1), bias.narrow(3, 0, p + c + 1), cache, p + c);
             var newLogits = Float32(Logits(h).squeeze(1)).MoveToOuterDisposeScope();
+            threads.End();
             logits.Dispose();
             logits = newLogits;
         }
