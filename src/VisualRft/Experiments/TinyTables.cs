@@ -8,6 +8,7 @@ using VisualRft.Policy;
 using VisualRft.Rewards;
 using VisualRft.Rewards.Parsing;
 using VisualRft.TinyModel;
+using VisualRft.Torch;
 using VisualRft.Training;
 
 namespace VisualRft.Experiments;
@@ -305,6 +306,9 @@ public static class TinyTables
             ["SFT"] = $"{o.SftSteps} steps, lr {F(o.Sft.LearningRate)}, batch {o.Sft.BatchSize}, seed {o.Sft.Seed}, {run.SftStepMs:F0} ms/step",
             ["reward"] = o.Preset == RewardPreset.VisualRft ? "visual-rft preset" : "strict preset",
             ["evaluation"] = $"greedy, max {o.EvalMaxNewTokens} new tokens",
+            // Training passes round differently on one and two threads, so a run repeats bit for bit only with a fixed count.
+            ["threads"] = ThreadPolicy.Override is { } n ? $"{n} (fixed: the run repeats bit for bit)"
+                : "chosen per call from the load (set VRFT_THREADS=1 to repeat a run bit for bit)",
         };
     }
 }
