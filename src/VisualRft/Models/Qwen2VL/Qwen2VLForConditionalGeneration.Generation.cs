@@ -67,9 +67,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
             cache = repeated;
         }
         using var _ = cache;
-        // The k-th real token of a row (generated ones counted) sits at k + delta on all three M-RoPE axes (see RopeIndex),
-        // so decode step c's token is at (unpadded prompt length + delta) + c.
-        var start = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);
+        var start = FirstCompletionPosition(deltas, prompt, g);
         if (g > 1)
         {
             logits = logits.repeat_interleave(g, 0);
@@ -120,6 +118,14 @@ public sealed partial class Qwen2VLForConditionalGeneration
             torch.stack(finishedBefore, 1).logical_not().to_type(ScalarType.Int64).MoveToOuterDisposeScope(),
             returnLogProbs ? torch.stack(lps, 1).MoveToOuterDisposeScope() : null);
     }
+
+    /// <summary>
+    /// The M-RoPE position [B·G, 1] of each row's first completion token. The k-th real token of a row (completion tokens
+    /// counted) sits at k + delta on all three axes (see <see cref="RopeIndex"/>), so completion token c is at
+    /// (unpadded prompt length + delta) + c.
+    /// </summary>
+    static Tensor FirstCompletionPosition(Tensor ropeDeltas, Tensor promptMask, int g) =>
+        (ropeDeltas.to(promptMask.device) + promptMask.sum(1, keepdim: true)).repeat_interleave(g, 0);
 
     static Tensor Float32(Tensor t) => t.dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32);
 
@@ -206,7 +212,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         var last = model.forward(EmbedInputs(promptIds, images), pos.to(device), prompt, cache, 0).narrow(1, p - 1, 1);
         var shared = cache.RepeatInterleave(g, p, p + c);
         var comp = completionIds.to(device);
-        var start = (deltas.to(device) + prompt.sum(1, keepdim: true)).repeat_interleave(g, 0);   // as in Generate
+        var start = FirstCompletionPosition(deltas, prompt, g);
         var keys = torch.cat([prompt.repeat_interleave(g, 0),
             (completionMask ?? torch.ones_like(completionIds)).to(device).to_type(ScalarType.Bool)], 1);
         var hidden = model.forward(model.embed_tokens.forward(comp), (start + torch.arange(c, device: device)).unsqueeze(0).expand(3, n, c),
