@@ -207,7 +207,7 @@ public sealed class SteppedThreads
     public void End() => decision?.Record(current, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
 }
 
-/// <summary>One loop shape's choice between one thread and <see cref="Candidate"/> threads, from step timings.</summary>
+/// <summary>One loop shape's choice between one thread and a candidate count (the policy's), from step timings.</summary>
 internal sealed class StepDecision(int candidate)
 {
     /// <summary>Timed steps per count before choosing: the median of three drops one disturbed step.</summary>
@@ -216,7 +216,6 @@ internal sealed class StepDecision(int candidate)
     /// <summary>How long a choice stands before the counts are timed again.</summary>
     public static readonly TimeSpan Recheck = TimeSpan.FromMinutes(2);
 
-    public int Candidate => candidate;
     readonly List<double> one = [], many = [];
     int? chosen;
     DateTime chosenAt;

@@ -93,8 +93,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
             var next = SampleNext(logits, options, generator).masked_fill_(finished, options.PadTokenId);
             ids.Add(next.MoveToOuterDisposeScope());
             if (returnLogProbs)
-                lps.Add((options.Greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature)
-                    .log_softmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1).masked_fill_(finished, 0).MoveToOuterDisposeScope());
+                lps.Add(TokenLogProbs(logits, next, options.Greedy ? 1.0 : options.Temperature).masked_fill_(finished, 0).MoveToOuterDisposeScope());
             finishedBefore.Add(finished);
             if (canStop)
             {
@@ -126,6 +125,10 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     static Tensor FirstCompletionPosition(Tensor ropeDeltas, Tensor promptMask, int g) =>
         (ropeDeltas.to(promptMask.device) + promptMask.sum(1, keepdim: true)).repeat_interleave(g, 0);
+
+    /// <summary>log_softmax(logits / temperature) at the given token ids: the token log-prob GRPO takes (TRL).</summary>
+    static Tensor TokenLogProbs(Tensor logits, Tensor ids, double temperature) =>
+        (temperature == 1.0 ? logits : logits / temperature).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1);
 
     static Tensor Float32(Tensor t) => t.dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32);
 
@@ -179,9 +182,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         var ids = torch.cat([promptIds.to(Device), comp], 1);
         var (pos, _) = GetRopeIndex(ids, mask, images?.GridThw);
         var hidden = model.forward(embeds, pos.to(Device), mask);
-        var logits = Logits(hidden.narrow(1, p - 1, c)).to_type(ScalarType.Float32);
-        if (temperature != 1.0) logits = logits / temperature;
-        return logits.log_softmax(-1).gather(-1, comp.unsqueeze(-1)).squeeze(-1).MoveToOuterDisposeScope();
+        return TokenLogProbs(Logits(hidden.narrow(1, p - 1, c)).to_type(ScalarType.Float32), comp, temperature).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -219,8 +220,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
             keys, shared, p);
         // Token t is predicted at position t − 1: the prompt's last position for the first token.
         var logits = Logits(torch.cat([last.repeat_interleave(g, 0), hidden.narrow(1, 0, c - 1)], 1)).to_type(ScalarType.Float32);
-        if (temperature != 1.0) logits = logits / temperature;
-        return logits.log_softmax(-1).gather(-1, comp.unsqueeze(-1)).squeeze(-1).MoveToOuterDisposeScope();
+        return TokenLogProbs(logits, comp, temperature).MoveToOuterDisposeScope();
     }
 
     /// <summary>
