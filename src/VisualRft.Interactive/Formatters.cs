@@ -21,7 +21,8 @@ public static class Formatters
         typeof(VisualSample), typeof(SyntheticDataset), typeof(RolloutGroup), typeof(ScoredGroup), typeof(AdvantageBatch),
         typeof(Episode), typeof(UpdateResult), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
         typeof(IReadOnlyList<Episode>), typeof(VisionLanguagePolicy), typeof(GrpoTrainer), typeof(Figure), typeof(View),
-        typeof(Experiments.PaperTable), typeof(Experiments.TableComparison),
+        typeof(Experiments.PaperTable), typeof(Experiments.TableComparison), typeof(Experiments.FewShotDetectionResult),
+        typeof(Evaluation.LearnabilityReport), typeof(TinyModel.TinyModelCard),
     ];
 
     public static void Register()

@@ -26,6 +26,9 @@ public static class Render
     public static View Of(Figure figure) => Chart.View(figure);
     public static View Of(Experiments.PaperTable table) => TableViews.Paper(table);
     public static View Of(Experiments.TableComparison comparison) => TableViews.Comparison(comparison);
+    public static View Of(Experiments.FewShotDetectionResult result) => ExperimentViews.FewShot(result);
+    public static View Of(LearnabilityReport report) => ExperimentViews.Learnability(report);
+    public static View Of(TinyModel.TinyModelCard card) => ExperimentViews.Card(card);
 
     /// <summary>The dashboard of a list of episodes (e.g. <c>trainer.History</c>).</summary>
     public static View Of(IReadOnlyList<Episode> episodes) => TrainingViews.Dashboard(new TrainingDashboard(
@@ -59,6 +62,9 @@ public static class Render
         Figure f => Of(f),
         Experiments.PaperTable t => Of(t),
         Experiments.TableComparison c => Of(c),
+        Experiments.FewShotDetectionResult r => Of(r),
+        LearnabilityReport r => Of(r),
+        TinyModel.TinyModelCard c => Of(c),
         _ => null,
     };
 }
