@@ -48,6 +48,7 @@ public static class VrftCommandLine
         {
             QuickstartCommand.Create(),
             ScoreCommand.Create(),
+            ServeRewardsCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),
