@@ -49,6 +49,7 @@ public static class VrftCommandLine
             QuickstartCommand.Create(),
             ScoreCommand.Create(),
             ServeRewardsCommand.Create(),
+            ExportCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),
