@@ -50,6 +50,7 @@ public static class VrftCommandLine
             ScoreCommand.Create(),
             ServeRewardsCommand.Create(),
             ExportCommand.Create(),
+            RolloutsCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),
