@@ -21,7 +21,7 @@ public static class Formatters
         typeof(VisualSample), typeof(SyntheticDataset), typeof(RolloutGroup), typeof(ScoredGroup), typeof(AdvantageBatch),
         typeof(Episode), typeof(UpdateResult), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
         typeof(IReadOnlyList<Episode>), typeof(VisionLanguagePolicy), typeof(GrpoTrainer), typeof(Figure), typeof(View),
-        typeof(Experiments.PaperTable), typeof(Experiments.TableComparison),
+        typeof(Experiments.PaperTable), typeof(Experiments.TableComparison), typeof(Interop.RescoredRun),
     ];
 
     public static void Register()

@@ -26,6 +26,8 @@ public static class Render
     public static View Of(Figure figure) => Chart.View(figure);
     public static View Of(Experiments.PaperTable table) => TableViews.Paper(table);
     public static View Of(Experiments.TableComparison comparison) => TableViews.Comparison(comparison);
+    /// <summary>A run from verl, TRL, EasyR1 or W&amp;B, rejoined and re-scored (<see cref="Interop.Rollouts.Rescore"/>).</summary>
+    public static View Of(Interop.RescoredRun run) => ImportViews.Run(run);
 
     /// <summary>The dashboard of a list of episodes (e.g. <c>trainer.History</c>).</summary>
     public static View Of(IReadOnlyList<Episode> episodes) => TrainingViews.Dashboard(new TrainingDashboard(
@@ -59,6 +61,7 @@ public static class Render
         Figure f => Of(f),
         Experiments.PaperTable t => Of(t),
         Experiments.TableComparison c => Of(c),
+        Interop.RescoredRun r => Of(r),
         _ => null,
     };
 }
