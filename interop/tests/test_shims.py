@@ -103,9 +103,10 @@ class ShimsMatchVrftScore:
             for preset in PRESETS:
                 expected = vrft_score(task, preset, pairs)
                 for i, ((completion, solution), want) in enumerate(zip(pairs, expected)):
-                    # as verl/workers/reward_manager/naive.py calls it: keyword arguments, extra_info from the parquet row
+                    # as verl/workers/reward_manager/naive.py (10a6180e, l. 81-92) calls it: keyword arguments, extra_info the parquet
+                    # row's dict with the num_turns verl adds
                     got = verl.compute_score(data_source="visualrft/shapes-" + task, solution_str=completion,
-                                             ground_truth=solution, extra_info={"index": i, "preset": preset})
+                                             ground_truth=solution, extra_info={"index": i, "preset": preset, "num_turns": None})
                     self.assertSameValues(want, got, "score", "%s/%s line %d" % (task, preset, i + 1))
 
     def test_easyr1_batch_equals_vrft_score(self):

@@ -1,11 +1,11 @@
 """Visual-RFT rewards for verl: ``reward.custom_reward_function.path=interop/verl/visualrft_reward.py``, ``name=compute_score``
 (or ``name=compute_score_batch`` with ``reward_model.reward_manager=batch``). Standard library only.
 
-verl's NaiveRewardManager (verl/workers/reward_manager/naive.py, ``__call__``) decodes each response with
-``skip_special_tokens=True`` and calls ``self.compute_score(data_source=..., solution_str=response_str,
-ground_truth=data_item.non_tensor_batch["reward_model"]["ground_truth"], extra_info=non_tensor_batch.get("extra_info"))``;
-a dict result gives the reward from ``score["score"]`` and every key is appended to ``reward_extra_info`` (so the keys
-must be numeric: they are averaged in validation). BatchRewardManager (verl/workers/reward_manager/batch.py,
+verl's NaiveRewardManager (verl/workers/reward_manager/naive.py at 10a6180e, ``__call__``) decodes each response with
+``skip_special_tokens=True`` (l. 79), reads ``ground_truth`` from ``non_tensor_batch["reward_model"]`` and ``extra_info``
+(a dict it adds "num_turns" to, l. 81-85), calls ``self.compute_score(data_source=..., solution_str=response_str,
+ground_truth=..., extra_info=...)`` (l. 87-92), takes the reward from ``score["score"]`` and appends every key to
+``reward_extra_info`` (l. 94-98; so the keys must be numeric: they are averaged in validation). BatchRewardManager (verl/workers/reward_manager/batch.py,
 ``verify``) calls ``compute_score(data_sources=, solution_strs=, ground_truths=, extra_infos=, **reward_kwargs)``.
 
 Scores come from ``vrft serve-rewards`` at VRFT_REWARD_URL, else from a ``vrft score`` pipe (see visualrft_client.py).

@@ -28,4 +28,13 @@ public class PythonShimTests
         Assert.Contains("Ran 8 tests", stderr);
         Assert.EndsWith("OK", stderr.TrimEnd());
     }
+
+    [Fact]
+    public void The_shims_lie_beside_vrft_as_in_the_tool_package()
+    {
+        // the Cli project copies interop/ (tests excluded) to its output and publish folders, which the tool package holds
+        foreach (var file in new[] { "visualrft_client.py", "verl/visualrft_reward.py", "easyr1/visualrft_reward.py", "trl/visualrft_rewards.py", "README.md" })
+            Assert.Equal(File.ReadAllText(Path.Combine(Golden.RepoRoot, "interop", file)), File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "interop", file)));
+        Assert.False(Directory.Exists(Path.Combine(AppContext.BaseDirectory, "interop", "tests")));
+    }
 }
