@@ -206,6 +206,40 @@ public class RolloutImportTests
     }
 
     [Fact]
+    public void The_validation_table_of_verl_and_EasyR1_in_WandB_is_one_row_per_step()
+    {
+        var dir = Folder("wandb-wide");
+        try
+        {
+            var data = SyntheticDatasets.Load("shapes-grounding", shots: 2, testSize: 4);
+            var samples = data.Test.Take(2).ToList();
+            var reward = TaskReward.Create(VisualTask.Grounding);
+            // verl/utils/logger/gen_logger.py (EasyR1), WandbGenerationLogger: columns step, input_i, output_i, label_i, score_i
+            var columns = new List<string> { "step" };
+            for (int i = 1; i <= samples.Count; i++) columns.AddRange([$"input_{i}", $"output_{i}", $"label_{i}", $"score_{i}"]);
+            var rows = new List<object[]>();
+            for (int step = 1; step <= 2; step++)
+            {
+                var row = new List<object> { step };
+                foreach (var s in samples)
+                {
+                    var b = s.Boxes1000[0];
+                    var c = $"<think>t</think><answer>({b.X1 + step},{b.Y1}),({b.X2},{b.Y2})</answer>";
+                    row.AddRange([$"user\n{s.Problem}\nassistant\n", c, EngineExport.GroundTruth(s), reward.Score(c, s.Solution).Total]);
+                }
+                rows.Add([.. row]);
+            }
+            File.WriteAllText(Path.Combine(dir, "val_generations_2_x.table.json"), JsonSerializer.Serialize(new { columns, data = rows }));
+            var run = Rollouts.Rescore(Rollouts.Import(dir, RolloutFormat.Wandb), data.Test);
+            Assert.Equal(4, run.Rollouts.Count);
+            Assert.Empty(run.Unmatched);
+            Assert.All(run.Rollouts, r => Assert.True(r.Agrees));
+            Assert.Equal([1, 1, 2, 2], run.Rollouts.Select(r => r.Logged.Step).Order());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void A_missing_or_malformed_log_fails_with_the_file_named()
     {
         var dir = Folder("bad");
