@@ -9,10 +9,13 @@ using static TorchSharp.torch;
 // `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and the real 2B configuration
 // (random weights), decode time against the memory-bandwidth bound, and the KV-cache speed-up over recomputing the whole
 // sequence for every token. `grpo`: the GRPO step of the tiny model (time split, rollout tokens/s at G = 8 and 64 new
-// tokens, KV cache vs recompute, peak memory).
+// tokens, KV cache vs recompute, peak memory). `serve [SOAK_SECONDS]`: the reward server against vrft score (ServeBench).
+// `serve [SOAK_SECONDS]`: vrft score's lines/s beside the reward server's completions/s over loopback (no libtorch).
+if (args.Length is 1 or 2 && args[0] == "serve")
+    return VisualRft.Bench.ServeBench.Run(args.Length == 2 && int.TryParse(args[1], out var soak) && soak > 0 ? soak : 0);
 if (args.Length != 1 || args[0] is not ("rollout" or "model" or "grpo"))
 {
-    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo");
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo|serve [SOAK_SECONDS]");
     return 2;
 }
 TorchRuntime.EnsureLoaded();

@@ -36,11 +36,12 @@ public static class ScoreCommand
     public const int DefaultMaxLineBytes = 1 << 20;
     public const int MaxMaxLineBytes = 1 << 30;
 
-    static readonly string[] Tasks = ["detection", "classification", "grounding"];
-    static readonly string[] Presets = ["visual-rft", "strict"];
+    // In the order of VisualTask and RewardPreset: the reward server indexes them by the enum value.
+    internal static readonly string[] Tasks = ["detection", "classification", "grounding"];
+    internal static readonly string[] Presets = ["visual-rft", "strict"];
 
     // Completions are written back in messages; keep <, >, ' readable (the output is not embedded in HTML).
-    static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static Command Create()
     {
@@ -106,34 +107,51 @@ public static class ScoreCommand
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer, WriterOptions))
             {
-                json.WriteStartObject();
-                json.WriteNumber("line", lines.LineNumber);
                 if (error is null && TryRead(text!, out var completion, out var solution, out error))
                 {
-                    var r = reward.Score(completion, solution);
-                    foreach (var c in r.Components) WriteNumber(json, c.Name, c.Value);
-                    WriteNumber(json, "total", r.Total);
-                    if (r.Failure is not null)
-                    {
-                        json.WriteStartObject("failure");
-                        json.WriteString("kind", r.Failure.Kind.ToString());
-                        json.WriteString("message", Printable(r.Failure.Message));
-                        json.WriteEndObject();
-                    }
+                    WriteScore(json, lines.LineNumber, reward, completion, solution);
                     scored++;
                 }
                 else
                 {
-                    json.WriteString("error", Printable(error!));
+                    WriteError(json, lines.LineNumber, error!);
                     errors++;
                 }
-                json.WriteEndObject();
             }
             output.WriteLine(Encoding.UTF8.GetString(buffer.WrittenSpan));
             if (tooLong) output.Flush();   // an endless line is skipped for as long as it lasts: say so now
         }
         output.Flush();
         return (scored, errors);
+    }
+
+    /// <summary>The object <c>vrft score</c> writes for a pair it scored: <c>{"line": n, "&lt;component&gt;": value, …,
+    /// "total": value[, "failure": {"kind", "message"}]}</c>. <c>vrft serve-rewards</c> answers with the same object, so
+    /// both give the same keys and values for the same pair.</summary>
+    internal static void WriteScore(Utf8JsonWriter json, int line, TaskReward reward, string completion, string solution)
+    {
+        var r = reward.Score(completion, solution);
+        json.WriteStartObject();
+        json.WriteNumber("line", line);
+        foreach (var c in r.Components) WriteNumber(json, c.Name, c.Value);
+        WriteNumber(json, "total", r.Total);
+        if (r.Failure is not null)
+        {
+            json.WriteStartObject("failure");
+            json.WriteString("kind", r.Failure.Kind.ToString());
+            json.WriteString("message", Printable(r.Failure.Message));
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+    }
+
+    /// <summary>The object for an input that could not be scored: <c>{"line": n, "error": "..."}</c>.</summary>
+    internal static void WriteError(Utf8JsonWriter json, int line, string error)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("line", line);
+        json.WriteString("error", Printable(error));
+        json.WriteEndObject();
     }
 
     static void WriteNumber(Utf8JsonWriter json, string name, double v)
@@ -159,11 +177,18 @@ public static class ScoreCommand
     {
         completion = solution = "";
         if (!PyJson.TryLoads(line, out var root, out error)) { error = $"invalid JSON: {error}"; return false; }
+        return TryPair(root, out completion, out solution, out error);
+    }
+
+    /// <summary>The completion and solution of one input object (a line here, an array item in the reward server).</summary>
+    internal static bool TryPair(PyValue root, out string completion, out string solution, out string error)
+    {
+        completion = solution = "";
         if (root.Kind != PyKind.Dict) { error = $"expected a JSON object, got {root.TypeName}"; return false; }
         return TryString(root, "completion", out completion, out error) && TryString(root, "solution", out solution, out error);
     }
 
-    static bool TryString(PyValue root, string key, out string value, out string error)
+    internal static bool TryString(PyValue root, string key, out string value, out string error)
     {
         value = error = "";
         if (!root.TryGet(key, out var v)) { error = $"missing \"{key}\""; return false; }

@@ -48,6 +48,9 @@ public static class VrftCommandLine
         {
             QuickstartCommand.Create(),
             ScoreCommand.Create(),
+            ServeRewardsCommand.Create(),
+            ExportCommand.Create(),
+            RolloutsCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),

@@ -22,7 +22,7 @@ public static class Formatters
         typeof(Episode), typeof(UpdateResult), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
         typeof(IReadOnlyList<Episode>), typeof(VisionLanguagePolicy), typeof(GrpoTrainer), typeof(Figure), typeof(View),
         typeof(Experiments.PaperTable), typeof(Experiments.TableComparison), typeof(Experiments.FewShotDetectionResult),
-        typeof(Evaluation.LearnabilityReport), typeof(TinyModel.TinyModelCard),
+        typeof(Evaluation.LearnabilityReport), typeof(TinyModel.TinyModelCard), typeof(Interop.RescoredRun),
     ];
 
     public static void Register()

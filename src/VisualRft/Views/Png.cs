@@ -12,11 +12,14 @@ public static class Png
 
     public static string DataUri(RgbImage image) => Cache.GetValue(image, Encode);
 
-    static string Encode(RgbImage image)
+    static string Encode(RgbImage image) => "data:image/png;base64," + Convert.ToBase64String(Bytes(image));
+
+    /// <summary>The PNG file of <paramref name="image"/> (also what the engine exports store in their image columns).</summary>
+    public static byte[] Bytes(RgbImage image)
     {
         using var img = Image.LoadPixelData<Rgb24>(image.Pixels, image.Width, image.Height);
         using var ms = new MemoryStream();
         img.SaveAsPng(ms);
-        return "data:image/png;base64," + Convert.ToBase64String(ms.ToArray());
+        return ms.ToArray();
     }
 }

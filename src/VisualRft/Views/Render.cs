@@ -29,6 +29,8 @@ public static class Render
     public static View Of(Experiments.FewShotDetectionResult result) => ExperimentViews.FewShot(result);
     public static View Of(LearnabilityReport report) => ExperimentViews.Learnability(report);
     public static View Of(TinyModel.TinyModelCard card) => ExperimentViews.Card(card);
+    /// <summary>A run from verl, TRL, EasyR1 or W&amp;B, rejoined and re-scored (<see cref="Interop.Rollouts.Rescore"/>).</summary>
+    public static View Of(Interop.RescoredRun run) => ImportViews.Run(run);
 
     /// <summary>The dashboard of a list of episodes (e.g. <c>trainer.History</c>).</summary>
     public static View Of(IReadOnlyList<Episode> episodes) => TrainingViews.Dashboard(new TrainingDashboard(
@@ -65,6 +67,7 @@ public static class Render
         Experiments.FewShotDetectionResult r => Of(r),
         LearnabilityReport r => Of(r),
         TinyModel.TinyModelCard c => Of(c),
+        Interop.RescoredRun r => Of(r),
         _ => null,
     };
 }
