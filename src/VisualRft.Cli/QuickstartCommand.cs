@@ -19,15 +19,6 @@ public static class QuickstartCommand
     /// <summary>A bound far above any CPU run (120 steps take minutes), so that a typo does not start a week-long job.</summary>
     public const int MaxSteps = 1_000_000;
 
-    /// <summary>The output folder, created now so that a path that cannot be a folder fails before the work.</summary>
-    internal static string CheckOutputFolder(string option, DirectoryInfo folder)
-    {
-        if (File.Exists(folder.FullName)) throw new OptionException(option, $"'{folder.FullName}' is a file, not a folder");
-        try { Directory.CreateDirectory(folder.FullName); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{folder.FullName}': {e.Message}"); }
-        return folder.FullName;
-    }
-
     public static Command Create()
     {
         var defaults = new FewShotDetectionOptions();
@@ -52,7 +43,7 @@ public static class QuickstartCommand
                 $"training images of {manifest.NovelCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}");
             var stepCount = OptionChecks.InRange(parse, steps, 1, MaxSteps);
             var learningRate = OptionChecks.FinitePositive(parse, lr);
-            var outFolder = CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var outFolder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             var folder = parse.GetValue(model)?.FullName;
             if (folder is not null) VisionLanguagePolicy.Check(folder);
             TorchRuntime.EnsureLoaded();

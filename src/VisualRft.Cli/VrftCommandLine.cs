@@ -194,10 +194,13 @@ public static class OptionChecks
 
     static void Probe(string option, string folder, string what)
     {
-        try { using (File.Create(Path.Combine(folder, $".vrft-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}"), 1, FileOptions.DeleteOnClose)) { } }
+        var probe = Path.Combine(folder, $".vrft-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new OptionException(option, $"cannot write '{what}': {e.Message}");
+            // the system's message names the probe file, which the user never asked for
+            var why = e is UnauthorizedAccessException ? "permission denied" : e.Message.Replace(probe, "a new file there", StringComparison.Ordinal);
+            throw new OptionException(option, $"cannot write '{what}' ({why})");
         }
     }
 

@@ -15,13 +15,13 @@ public static class BoundedFile
     /// what is tested (a regular empty file yields none).</remarks>
     public static FileStream OpenRegular(string path, string what)
     {
-        if (Directory.Exists(path)) throw new InvalidDataException($"{path}: is a directory, not a {what}");
+        if (Directory.Exists(path)) throw new InvalidDataException($"{path}: is a directory, where the {what} should be");
         if (!File.Exists(path)) throw new FileNotFoundException($"{what} not found: {path}", path);
         var fs = File.OpenRead(path);
         try
         {
             if (!fs.CanSeek || fs.Length == 0 && fs.ReadByte() >= 0)
-                throw new InvalidDataException($"{path}: not a regular file (a device or a pipe), not a {what}");
+                throw new InvalidDataException($"{path}: not a regular file (a device or a pipe), where the {what} should be");
             fs.Position = 0;
             return fs;
         }
@@ -37,7 +37,7 @@ public static class BoundedFile
     public static byte[] ReadAllBytes(string path, long maxBytes, string what)
     {
         using var fs = OpenRegular(path, what);
-        if (fs.Length > maxBytes) throw new InvalidDataException($"{path}: more than {maxBytes:N0} bytes ({fs.Length:N0}), too large for a {what}");
+        if (fs.Length > maxBytes) throw new InvalidDataException($"{path}: more than {maxBytes:N0} bytes ({fs.Length:N0}), too large for the {what}");
         var bytes = new byte[fs.Length];
         fs.ReadExactly(bytes);
         return bytes;
