@@ -38,7 +38,7 @@ public static class PretrainTinyCommand
             };
             var seed = parse.GetValue(dataSeed);
             if (seed < 0) throw new OptionException(dataSeed.Name, $"must be a non-negative integer, got {seed}");
-            var folder = QuickstartCommand.CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var folder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             if (fromFolder is not null) VisualRft.Policy.VisionLanguagePolicy.Check(fromFolder);
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());

@@ -19,15 +19,6 @@ public static class QuickstartCommand
     /// <summary>A bound far above any CPU run (120 steps take minutes), so that a typo does not start a week-long job.</summary>
     public const int MaxSteps = 1_000_000;
 
-    /// <summary>The output folder, created now so that a path that cannot be a folder fails before the work.</summary>
-    internal static string CheckOutputFolder(string option, DirectoryInfo folder)
-    {
-        if (File.Exists(folder.FullName)) throw new OptionException(option, $"'{folder.FullName}' is a file, not a folder");
-        try { Directory.CreateDirectory(folder.FullName); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{folder.FullName}': {e.Message}"); }
-        return folder.FullName;
-    }
-
     /// <summary>Seeds a run may ask for (the validation split's seed offset stays clear of every training seed).</summary>
     public const int MaxSeed = 99_999, MaxSeeds = 100;
 
@@ -66,12 +57,13 @@ public static class QuickstartCommand
             var shotCount = OptionChecks.InRange(parse, shots, 1, manifest.With(shots: 1, testSize: testSize).MaxSize(DatasetSplit.Train),
                 $"training images of {manifest.NovelCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}");
             var stepCount = OptionChecks.InRange(parse, steps, 1, MaxSteps);
+            var learningRate = OptionChecks.FinitePositive(parse, lr);
             var promptCount = OptionChecks.InRange(parse, prompts, 1, 64);
             var betaValue = parse.GetValue(beta);
             if (!(betaValue >= 0 && double.IsFinite(betaValue))) throw new OptionException(beta.Name, $"must be a finite number ≥ 0, got {betaValue}");
             var firstSeed = OptionChecks.InRange(parse, seed, 0, MaxSeed);
             var seedCount = OptionChecks.InRange(parse, seeds, 1, MaxSeeds);
-            var outFolder = CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var outFolder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             var folder = parse.GetValue(model)?.FullName;
             if (folder is not null) VisionLanguagePolicy.Check(folder);
             TorchRuntime.EnsureLoaded();
@@ -85,7 +77,7 @@ public static class QuickstartCommand
                     RftSteps = stepCount, SftSteps = stepCount, Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
                     Grpo = recipe.Grpo with
                     {
-                        LearningRate = OptionChecks.FinitePositive(parse, lr), Beta = betaValue,
+                        LearningRate = learningRate, Beta = betaValue,
                         PromptsPerMicroBatch = promptCount, GradientAccumulation = 1,
                     },
                     Sft = recipe.Sft with { LearningRate = OptionChecks.FinitePositive(parse, sftLr) },

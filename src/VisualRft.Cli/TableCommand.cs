@@ -35,7 +35,7 @@ public static class TableCommand
             var stepCount = OptionChecks.InRange(parse, steps, 1, QuickstartCommand.MaxSteps);
             var firstSeed = OptionChecks.InRange(parse, seed, 0, QuickstartCommand.MaxSeed);
             var seedCount = OptionChecks.InRange(parse, seeds, 1, QuickstartCommand.MaxSeeds);
-            var folder = QuickstartCommand.CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var folder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             TorchRuntime.EnsureLoaded();
             var options = defaults with
             {

@@ -36,6 +36,27 @@ public class ManifestTests
     }
 
     [Fact]
+    public void A_manifest_path_that_is_not_a_readable_file_is_an_error_not_a_fallback()
+    {
+        // issue 19: a folder in the manifest's place fell back to the embedded copy, and vrft quickstart exited 0
+        var elsewhere = Directory.CreateTempSubdirectory("vrft-manifests").FullName;
+        try
+        {
+            var folder = Path.Combine(elsewhere, SyntheticDatasets.FolderName);
+            Directory.CreateDirectory(Path.Combine(folder, "shapes-detection.json"));
+            var e = Assert.Throws<InvalidDataException>(() => SyntheticDatasets.Manifest("shapes-detection", elsewhere));
+            Assert.Contains(Path.Combine(folder, "shapes-detection.json") + ": is a directory", e.Message);
+            File.CreateSymbolicLink(Path.Combine(folder, "shapes-grounding.json"), Path.Combine(elsewhere, "gone.json"));
+            Assert.Contains("shapes-grounding.json", Assert.Throws<FileNotFoundException>(() => SyntheticDatasets.Manifest("shapes-grounding", elsewhere)).Message);
+            File.CreateSymbolicLink(Path.Combine(folder, "shapes-ovd.json"), "/dev/zero");
+            Assert.Contains("not a regular file", Assert.Throws<InvalidDataException>(() => SyntheticDatasets.Manifest("shapes-ovd", elsewhere)).Message);
+            // a name with no file in the folder still comes from the package
+            Assert.Equal("embedded:shapes-classification", SyntheticDatasets.Manifest("shapes-classification", elsewhere).Source);
+        }
+        finally { Directory.Delete(elsewhere, true); }
+    }
+
+    [Fact]
     public void Manifests_describe_the_papers_settings()
     {
         var det = SyntheticDatasets.Embedded("shapes-detection");
