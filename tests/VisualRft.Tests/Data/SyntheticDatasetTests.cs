@@ -170,7 +170,10 @@ public sealed class SyntheticDatasetTests : IClassFixture<SyntheticDatasetTests.
     [Fact]
     public void Objects_are_painted_in_their_colour()
     {
-        foreach (var s in sets.Detection.Test.Concat(sets.Grounding.Test))
+        // Without faded objects: a faded one is blended with the background on purpose (SceneSpec.FadedShare).
+        var m = SyntheticDatasets.Manifest("shapes-detection");
+        var clear = SyntheticDataset.Generate(m with { Scene = m.Scene with { FadedShare = 0 } }, DatasetSplit.Test);
+        foreach (var s in clear.Concat(sets.Grounding.Test))
             foreach (var o in s.Objects)
             {
                 var colour = o.Category.Split(' ')[0];

@@ -47,7 +47,7 @@ public class TinyAnalogueTests
             Assert.Contains(card.Seen["classification classes"], s => s.StartsWith(attribute + " ", StringComparison.Ordinal));
         }
         Assert.Equal(["smallest-colour", "largest-shape"], card.Unseen["grounding relations (Table 6)"]);
-        Assert.Contains("never seen", ExperimentViewsText(card));
+        Assert.Contains("Never seen labelled", ExperimentViewsText(card));
     }
 
     static string ExperimentViewsText(TinyModelCard card) => VisualRft.Views.Render.Of(card).Html;
