@@ -96,7 +96,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         {
             c["hidden_size"] = 256; c["vision_config"]!["hidden_size"] = 256;
             c["rope_scaling"]!["mrope_section"] = new JsonArray(8, 12, 12);
-        })), 2, ["config.json", "do not match", "wrong shape", "model.embed_tokens.weight: checkpoint [527,128], model [527,256]"]),
+        })), 2, ["config.json", "do not match", "wrong shape", "model.embed_tokens.weight: checkpoint [675,128], model [675,256]"]),
         ["config.json is a folder"] = (t => t.From(dir => { File.Delete(Path.Combine(dir, "config.json")); Directory.CreateDirectory(Path.Combine(dir, "config.json")); }),
             2, ["config.json", "is a directory"]),
         ["a 2 MB config.json"] = (t => t.From(dir => File.WriteAllText(Path.Combine(dir, "config.json"), "{\"x\": \"" + new string('a', 2 << 20) + "\"}")),
