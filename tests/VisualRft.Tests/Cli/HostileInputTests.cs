@@ -155,6 +155,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["--test -5"] = (t => ["quickstart", "--test", "-5", "--out", t.Out()], 1, ["option --test: must be between 1 and"]),
         ["--steps -1"] = (t => ["quickstart", "--steps", "-1", "--out", t.Out()], 1, ["option --steps: must be between 1 and"]),
         ["--lr NaN"] = (t => ["quickstart", "--lr", "NaN", "--out", t.Out()], 1, ["option --lr: must be a finite positive number"]),
+        ["table --sft-steps 0"] = (t => ["table", "3", "--sft-steps", "0", "--out", t.Out()], 1, ["option --sft-steps: must be between 1 and"]),
         ["--out is a file"] = (t => ["quickstart", "--out", t.TextFile("a-file", "x")], 1, ["option --out", "is a file"]),
         ["--images-per-category beyond memory"] = (t => ["pretrain-tiny", "--images-per-category", "2147483647", "--out", t.Out()], 1, ["option --images-per-category"]),
         ["pretrain --steps -1"] = (t => ["pretrain-tiny", "--steps", "-1", "--out", t.Out()], 1, ["option --steps"]),
