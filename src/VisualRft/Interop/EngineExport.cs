@@ -10,7 +10,7 @@ namespace VisualRft.Interop;
 /// <summary>The engines a data set can be exported for (<c>vrft export verl|easyr1|trl</c>).</summary>
 public enum Engine { Verl, EasyR1, Trl }
 
-/// <summary>What <see cref="EngineExport.Write"/> wrote.</summary>
+/// <summary>What <c>EngineExport.Write</c> wrote.</summary>
 public sealed record ExportResult(Engine Engine, string Folder, IReadOnlyList<string> Files, int TrainRows, int TestRows);
 
 /// <summary>
@@ -26,20 +26,27 @@ public static class EngineExport
     public const string DefaultPreset = "visual-rft";
 
     /// <summary>Writes train.parquet, test.parquet and the engine's config into <paramref name="folder"/>.</summary>
-    public static ExportResult Write(Engine engine, string datasetName, SyntheticDataset data, string folder, string preset = DefaultPreset)
+    public static ExportResult Write(Engine engine, string datasetName, SyntheticDataset data, string folder, string preset = DefaultPreset) =>
+        Write(engine, datasetName, data.Train, data.Test, folder, preset);
+
+    /// <summary>The same for any samples, e.g. a downloaded data set's (<see cref="PaperSamples.FromHfRows"/>).</summary>
+    public static ExportResult Write(Engine engine, string datasetName, IReadOnlyList<VisualSample> train, IReadOnlyList<VisualSample> test,
+        string folder, string preset = DefaultPreset)
     {
+        if (train.Count == 0) throw new ArgumentException($"{datasetName} has no training samples to export", nameof(train));
+        if (train.Concat(test).Select(s => s.Task).Distinct().Count() > 1) throw new ArgumentException($"{datasetName} mixes tasks; export one task at a time", nameof(train));
         Directory.CreateDirectory(folder);
         var files = new List<string>();
-        foreach (var (split, samples) in new[] { ("train", data.Train), ("test", data.Test) })
+        foreach (var (split, samples) in new[] { ("train", train), ("test", test) })
         {
             var path = Path.Combine(folder, split + ".parquet");
             WriteParquet(engine, datasetName, split, samples, preset, path);
             files.Add(path);
         }
         var config = Path.Combine(folder, engine switch { Engine.Verl => "verl-grpo.sh", Engine.EasyR1 => "easyr1-config.yaml", _ => "trl-grpo.yaml" });
-        IO.AtomicFile.WriteAllText(config, Config(engine, Path.GetFullPath(folder), data.Train[0].Task));
+        IO.AtomicFile.WriteAllText(config, Config(engine, Path.GetFullPath(folder), train[0].Task));
         files.Add(config);
-        return new ExportResult(engine, folder, files, data.Train.Count, data.Test.Count);
+        return new ExportResult(engine, folder, files, train.Count, test.Count);
     }
 
     public static string DataSource(string datasetName) => "visualrft/" + datasetName;

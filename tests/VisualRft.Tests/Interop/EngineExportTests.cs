@@ -113,3 +113,69 @@ public class EngineExportTests
         Assert.Equal(1, Invoke("export", "spark", "--dataset", "shapes-detection", "--out", Out("x")).Code);
     }
 }
+
+/// <summary><c>vrft export</c> of a downloaded data set (hub parquet shards): a half-downloaded image stops the export naming
+/// the row and file, or, with <c>--on-bad-image skip</c>, is left out and counted in the summary.</summary>
+public class DownloadedExportTests : IDisposable
+{
+    readonly DirectoryInfo dir = Directory.CreateTempSubdirectory("vrft-export-hf-");
+    public void Dispose() => dir.Delete(true);
+
+    static byte[] Png()
+    {
+        using var img = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(40, 20);
+        using var ms = new MemoryStream();
+        img.SaveAsPng(ms);
+        return ms.ToArray();
+    }
+
+    async Task<string> Shard(params (byte[] Image, string Path)[] images)
+    {
+        var data = Directory.CreateDirectory(Path.Combine(dir.FullName, "coco-4shot", "data"));
+        var schema = new Parquet.Schema.ParquetSchema(
+            new Parquet.Schema.StructField("image", new Parquet.Schema.DataField<byte[]>("bytes"), new Parquet.Schema.DataField<string>("path")),
+            new Parquet.Schema.DataField<string>("problem"), new Parquet.Schema.DataField<string>("solution"));
+        var f = schema.GetDataFields();
+        await using (var stream = File.Create(Path.Combine(data.FullName, "train-00000-of-00001.parquet")))
+        await using (var writer = await ParquetWriter.CreateAsync(schema, stream))
+        {
+            using var rg = writer.CreateRowGroup();
+            await rg.WriteAsync(f[0], images.Select(i => i.Image).ToArray());
+            await rg.WriteAsync(f[1], images.Select(i => i.Path).ToArray());
+            await rg.WriteAsync(f[2], images.Select(_ => Prompts.Detection("fire hydrant")).ToArray());
+            await rg.WriteAsync(f[3], images.Select(_ => "<answer>[{'Position': [100, 200, 500, 750], 'Confidence': 1}]</answer>").ToArray());
+        }
+        return data.Parent!.FullName;
+    }
+
+    static (int Code, string Out, string Err) Invoke(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = VrftCommandLine.Run(args, new System.CommandLine.InvocationConfiguration { Output = o, Error = e });
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public async Task A_half_downloaded_image_stops_the_export_or_is_skipped_and_counted()
+    {
+        var whole = Png();
+        var set = await Shard((whole, "a.png"), (whole[..(whole.Length / 2)], "half-downloaded.png"), (whole, "c.png"));
+        var outDir = Path.Combine(dir.FullName, "out");
+
+        var (code, _, err) = Invoke("export", "verl", "--dataset", set, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.StartsWith("vrft verl: coco-4shot/1: image half-downloaded.png: truncated PNG", err);
+        Assert.False(File.Exists(Path.Combine(outDir, "train.parquet")));
+
+        (code, var output, err) = Invoke("export", "verl", "--dataset", set, "--on-bad-image", "skip", "--out", outDir);
+        Assert.True(code == 0, err);
+        Assert.Contains("coco-4shot: 2 samples, 1 skipped for their images (first: coco-4shot/1: image half-downloaded.png", output);
+        Assert.Contains("no test split and no --test", output);
+        Assert.Contains("verl: 2 train and 2 test rows of coco-4shot", output);
+        var rows = (await ParquetSerializer.DeserializeAsync<EngineExport.VerlRow>(Path.Combine(outDir, "train.parquet"))).Data;
+        Assert.Equal(["coco-4shot/0", "coco-4shot/2"], rows.Select(r => r.ExtraInfo.Id));
+
+        Assert.Equal(1, Invoke("export", "verl", "--dataset", set, "--shots", "4", "--out", outDir).Code);
+        Assert.Equal(1, Invoke("export", "verl", "--dataset", set, "--on-bad-image", "ignore", "--out", outDir).Code);
+    }
+}
