@@ -7,11 +7,9 @@ namespace VisualRft.Views;
 /// </summary>
 public static class Chart
 {
-    static long _next;
-
     public static string Html(Figure figure)
     {
-        var id = $"vrft-chart-{Environment.ProcessId:x}-{Interlocked.Increment(ref _next)}";
+        var id = Views.Html.NewId("chart");
         return $"<div class=\"chart\"><div id=\"{id}\" class=\"vrft-plotly\">{FigureSvg.Render(figure)}</div>"
             + "<script type=\"text/javascript\">(function(){var e=document.getElementById('" + id + "');if(!e||!window.Plotly)return;"
             + "var f=" + figure.ToJson() + ";e.innerHTML='';window.Plotly.newPlot(e,f.data,f.layout,{displaylogo:false,displayModeBar:false,responsive:false});})();</script></div>";
