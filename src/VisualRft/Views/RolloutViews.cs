@@ -81,7 +81,7 @@ public static class RolloutViews
     /// <summary>Several SVGs stacked vertically in one document.</summary>
     internal static string Stack(IReadOnlyList<string> svgs, int height = 330)
     {
-        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"320\" height=\"{svgs.Count * height}\">");
+        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"{svgs.Count * height}\">");
         for (int i = 0; i < svgs.Count; i++) sb.Append($"<g transform=\"translate(0,{i * height})\">{svgs[i]}</g>");
         return sb.Append("</svg>").ToString();
     }
