@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 using VisualRft.Imaging;
 
@@ -25,7 +24,7 @@ public static class Png
 
     static string Encode(RgbImage image, int width)
     {
-        using var img = Image.LoadPixelData<Rgb24>(image.Pixels, image.Width, image.Height);
+        using var img = image.ToImageSharp();
         if (width < image.Width)
             img.Mutate(x => x.Resize(width, Math.Max(1, (int)Math.Round(image.Height * (double)width / image.Width)), KnownResamplers.Box));
         using var ms = new MemoryStream();
