@@ -9,10 +9,16 @@ using static TorchSharp.torch;
 // `model`: prefill and decode throughput of the Qwen2-VL port for the tiny configuration and the real 2B configuration
 // (random weights), decode time against the memory-bandwidth bound, and the KV-cache speed-up over recomputing the whole
 // sequence for every token. `grpo`: the GRPO step of the tiny model (time split, rollout tokens/s at G = 8 and 64 new
-// tokens, KV cache vs recompute, peak memory).
+// tokens, KV cache vs recompute, peak memory). `serve [SOAK_SECONDS]`: vrft score's lines/s beside the reward server's
+// completions/s over loopback (no libtorch; ServeBench). `runner [CELLS]`: memory of `vrft run` per 1,000 cells of a long
+// notebook (default 1,000 cells; 2,000 take about 5 GB).
+if (args.Length is 1 or 2 && args[0] == "serve")
+    return VisualRft.Bench.ServeBench.Run(args.Length == 2 && int.TryParse(args[1], out var soak) && soak > 0 ? soak : 0);
+if (args is ["runner"] or ["runner", _])
+    return VisualRft.Bench.RunnerBench.Run(args.Length == 2 && int.TryParse(args[1], out var n) && n >= 2 * VisualRft.Bench.RunnerBench.Every ? n : 1000);
 if (args.Length != 1 || args[0] is not ("rollout" or "model" or "grpo"))
 {
-    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo");
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo|serve [SOAK_SECONDS]|runner [CELLS >= 500]");
     return 2;
 }
 TorchRuntime.EnsureLoaded();

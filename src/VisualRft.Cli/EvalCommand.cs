@@ -32,19 +32,22 @@ public static class EvalCommand
         if (lvis) cmd.Options.Add(maxDets);
         cmd.SetAction(parse =>
         {
+            // options first, the output file included: an unwritable --out must not wait for the evaluation
+            int keep = lvis ? OptionChecks.InRange(parse, maxDets, 1, int.MaxValue) : 0;
+            var ids = ParseIds(parse.GetValue(catIds));
+            var outFile = parse.GetValue(output) is { } o ? OptionChecks.OutputFile(output.Name, o) : null;
             var truth = CocoDataset.Load(parse.GetValue(gt)!.FullName);
             var detections = CocoDataset.LoadResults(parse.GetValue(dt)!.FullName);
-            var ids = ParseIds(parse.GetValue(catIds));
             var unknown = ids?.Where(id => truth.Categories.All(c => c.Id != id)).ToList();
             if (unknown is { Count: > 0 }) throw new OptionException("--cat-ids", $"category id {unknown[0]} is not in {truth.Source}");
             DetectionEvaluation result = lvis
-                ? LvisEvaluator.Evaluate(truth, detections, ids, parse.GetValue(maxDets))
+                ? LvisEvaluator.Evaluate(truth, detections, ids, keep)
                 : CocoEvaluator.Evaluate(truth, detections, ids);
             var json = DetectionReport.ToJson(result);
-            if (parse.GetValue(output) is { } file)
+            if (outFile is not null)
             {
-                AtomicFile.WriteAllText(file.FullName, json + "\n");
-                parse.InvocationConfiguration.Output.WriteLine($"written: {file.FullName} (mAP {result.PaperMeanAp():F1} over {result.PerCategory.Count} categories)");
+                AtomicFile.WriteAllText(outFile, json + "\n");
+                parse.InvocationConfiguration.Output.WriteLine($"written: {outFile} (mAP {result.PaperMeanAp():F1} over {result.PerCategory.Count} categories)");
             }
             else parse.InvocationConfiguration.Output.WriteLine(json);
             return 0;

@@ -3,7 +3,7 @@ using VisualRft.Torch;
 
 namespace VisualRft.Cli;
 
-/// <summary><c>vrft info</c>: versions, where libtorch was loaded from, device and threads — the first thing to check when
+/// <summary><c>vrft info</c>: versions, where libtorch was loaded from, device and threads, where the interop shims lie — the first thing to check when
 /// torch does not load or runs slowly.</summary>
 public static class InfoCommand
 {
@@ -15,6 +15,7 @@ public static class InfoCommand
             var o = parse.InvocationConfiguration.Output;
             o.WriteLine($"VisualRft {typeof(TorchRuntime).Assembly.GetName().Version}");
             o.WriteLine(TorchRuntime.Describe());
+            o.WriteLine($"reward shims for verl, EasyR1, TRL: {Path.Combine(AppContext.BaseDirectory, "interop")}");
             return 0;
         });
         return cmd;

@@ -18,27 +18,27 @@ public static class PretrainTinyCommand
         var last = defaults.Stages[^1];
         var output = new Option<DirectoryInfo>("--out") { Description = "output folder (Hugging Face layout)", Required = true };
         var from = new Option<DirectoryInfo?>("--from") { Description = "continue training this tiny model folder with the last stage only, instead of starting from nothing" };
-        var steps = new Option<int>("--steps") { Description = $"SFT steps of the last stage ({last.Dataset}); 0 with --from: only check the model", DefaultValueFactory = _ => last.Steps };
+        var steps = new Option<int>("--steps") { Description = $"SFT steps of the last stage ({last.Name}); 0 with --from: only check the model", DefaultValueFactory = _ => last.Steps };
         var lr = new Option<double>("--lr") { Description = "peak learning rate of the last stage", DefaultValueFactory = _ => last.LearningRate };
         var dataSeed = new Option<int?>("--data-seed") { Description = "seed of the SFT images (default: each manifest's)" };
-        var images = new Option<int>("--images-per-category") { Description = "SFT images per base category in the last stage", DefaultValueFactory = _ => last.ImagesPerCategory };
+        var images = new Option<int>("--images-per-category") { Description = $"SFT images per category of the last stage's detection data ({last.Data[0].Dataset})", DefaultValueFactory = _ => last.Data[0].Images };
         var cmd = new Command("pretrain-tiny", "Pre-train the tiny Qwen2-VL base model on the synthetic base tasks") { steps, output, from, lr, dataSeed, images };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
             // Every value is checked before the work starts: the last stage's images against the memory a data set may take.
             var fromFolder = parse.GetValue(from)?.FullName;
-            var manifest = SyntheticDatasets.Manifest(last.Dataset);
+            var manifest = SyntheticDatasets.Manifest(last.Data[0].Dataset);
             var lastStage = last with
             {
                 Steps = OptionChecks.InRange(parse, steps, fromFolder is null ? 1 : 0, QuickstartCommand.MaxSteps),
                 LearningRate = OptionChecks.FinitePositive(parse, lr),
-                ImagesPerCategory = OptionChecks.InRange(parse, images, 1, manifest.With(shots: 1).MaxSize(DatasetSplit.Train),
-                    $"the images of {manifest.BaseCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}"),
+                Data = [last.Data[0] with { Images = OptionChecks.InRange(parse, images, 1, manifest.With(shots: 1).MaxSize(DatasetSplit.Train),
+                    $"the images of {manifest.BaseCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}") }, .. last.Data.Skip(1)],
             };
             var seed = parse.GetValue(dataSeed);
             if (seed < 0) throw new OptionException(dataSeed.Name, $"must be a non-negative integer, got {seed}");
-            var folder = QuickstartCommand.CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var folder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             if (fromFolder is not null) VisualRft.Policy.VisionLanguagePolicy.Check(fromFolder);
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());
@@ -52,7 +52,7 @@ public static class PretrainTinyCommand
             {
                 var st = options.Stages[stage];
                 if (s.Step % 50 == 0 || s.Step == st.Steps)
-                    o.WriteLine($"stage {stage + 1}/{options.Stages.Count} {st.Dataset} step {s.Step}/{st.Steps}: loss {s.Loss:F4}, lr {s.LearningRate:E2}, {s.Milliseconds:F0} ms, {(DateTime.UtcNow - start).TotalSeconds:F0} s");
+                    o.WriteLine($"stage {stage + 1}/{options.Stages.Count} {st.Name} step {s.Step}/{st.Steps}: loss {s.Loss:F4}, lr {s.LearningRate:E2}, {s.Milliseconds:F0} ms, {(DateTime.UtcNow - start).TotalSeconds:F0} s");
             }
             // The loss cannot tell whether the boxes come from the image: check on unseen base images after every stage.
             var heldOut = TinyQwen2Vl.HeldOutBaseTasks();

@@ -19,28 +19,34 @@ public static class QuickstartCommand
     /// <summary>A bound far above any CPU run (120 steps take minutes), so that a typo does not start a week-long job.</summary>
     public const int MaxSteps = 1_000_000;
 
-    /// <summary>The output folder, created now so that a path that cannot be a folder fails before the work.</summary>
-    internal static string CheckOutputFolder(string option, DirectoryInfo folder)
-    {
-        if (File.Exists(folder.FullName)) throw new OptionException(option, $"'{folder.FullName}' is a file, not a folder");
-        try { Directory.CreateDirectory(folder.FullName); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{folder.FullName}': {e.Message}"); }
-        return folder.FullName;
-    }
+    /// <summary>Seeds a run may ask for (the validation split's seed offset stays clear of every training seed).</summary>
+    public const int MaxSeed = 99_999, MaxSeeds = 100;
+
+    /// <summary>The --seed / --seeds pair every comparison command takes.</summary>
+    internal static (Option<int> Seed, Option<int> Seeds) SeedOptions() => (
+        new Option<int>("--seed") { Description = "first seed: it draws the training images, GRPO's prompt order and sampler, SFT's batch order", DefaultValueFactory = _ => 1 },
+        new Option<int>("--seeds") { Description = "number of seeds (seed, seed + 1, …); results are means ± sd over them", DefaultValueFactory = _ => 1 });
 
     public static Command Create()
     {
         var defaults = new FewShotDetectionOptions();
-        var steps = new Option<int>("--steps") { Description = "Visual-RFT and SFT steps", DefaultValueFactory = _ => defaults.RftSteps };
+        var recipe = defaults.Recipe;
+        var steps = new Option<int>("--steps") { Description = "Visual-RFT and SFT steps", DefaultValueFactory = _ => recipe.RftSteps };
         var shots = new Option<int>("--shots") { Description = "training images per novel category (1, 2, 4, 8, 16)", DefaultValueFactory = _ => defaults.Shots };
         var test = new Option<int>("--test") { Description = "held-out images per novel category", DefaultValueFactory = _ => defaults.TestPerCategory };
+        var split = new Option<string>("--split") { Description = "held-out split to score: test, or validation (for choosing settings)", DefaultValueFactory = _ => "test" };
+        split.AcceptOnlyFromAmong("test", "validation");
         var preset = new Option<string>("--preset") { Description = "reward preset: visual-rft | strict", DefaultValueFactory = _ => "visual-rft" };
         preset.AcceptOnlyFromAmong("visual-rft", "strict");
         var output = new Option<DirectoryInfo>("--out") { Description = "folder for result.json and summary.md", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("runs", "quickstart")) };
-        var lr = new Option<double>("--lr") { Description = "Visual-RFT learning rate", DefaultValueFactory = _ => defaults.Grpo.LearningRate };
+        var lr = new Option<double>("--lr") { Description = "Visual-RFT learning rate", DefaultValueFactory = _ => recipe.Grpo.LearningRate };
+        var sftLr = new Option<double>("--sft-lr") { Description = "SFT learning rate", DefaultValueFactory = _ => recipe.Sft.LearningRate };
+        var beta = new Option<double>("--beta") { Description = "KL coefficient β of Visual-RFT", DefaultValueFactory = _ => recipe.Grpo.Beta };
+        var prompts = new Option<int>("--prompts-per-step") { Description = "prompts per Visual-RFT step (each with G = 8 answers)", DefaultValueFactory = _ => recipe.Grpo.PromptsPerStep };
+        var (seed, seeds) = SeedOptions();
         var model = new Option<DirectoryInfo?>("--model") { Description = "a Hugging Face model folder to start from instead of the built-in tiny model" };
         var cmd = new Command("quickstart", "Few-shot detection with Visual-RFT vs SFT on the built-in tiny model (CPU, a few minutes)")
-            { steps, shots, test, preset, output, model, lr };
+            { steps, shots, test, split, preset, output, model, lr, sftLr, beta, prompts, seed, seeds };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -52,16 +58,30 @@ public static class QuickstartCommand
                 $"training images of {manifest.NovelCategories.Count} categories must fit in {MemoryBudget.Format(MemoryBudget.PlanningBytes)}");
             var stepCount = OptionChecks.InRange(parse, steps, 1, MaxSteps);
             var learningRate = OptionChecks.FinitePositive(parse, lr);
-            var outFolder = CheckOutputFolder(output.Name, parse.GetValue(output)!);
+            var promptCount = OptionChecks.InRange(parse, prompts, 1, 64);
+            var betaValue = parse.GetValue(beta);
+            if (!(betaValue >= 0 && double.IsFinite(betaValue))) throw new OptionException(beta.Name, $"must be a finite number ≥ 0, got {betaValue}");
+            var firstSeed = OptionChecks.InRange(parse, seed, 0, MaxSeed);
+            var seedCount = OptionChecks.InRange(parse, seeds, 1, MaxSeeds);
+            var outFolder = OptionChecks.OutputFolder(output.Name, parse.GetValue(output)!);
             var folder = parse.GetValue(model)?.FullName;
             if (folder is not null) VisionLanguagePolicy.Check(folder);
             TorchRuntime.EnsureLoaded();
             o.WriteLine(TorchRuntime.Describe());
             var options = defaults with
             {
-                RftSteps = stepCount, SftSteps = stepCount, Shots = shotCount,
-                TestPerCategory = testSize, Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
-                Grpo = defaults.Grpo with { LearningRate = learningRate },
+                Shots = shotCount, TestPerCategory = testSize, FirstSeed = firstSeed, SeedCount = seedCount,
+                HeldOut = parse.GetValue(split) == "validation" ? HeldOutSplit.Validation : HeldOutSplit.Test,
+                Recipe = recipe with
+                {
+                    RftSteps = stepCount, SftSteps = stepCount, Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                    Grpo = recipe.Grpo with
+                    {
+                        LearningRate = learningRate, Beta = betaValue,
+                        PromptsPerMicroBatch = promptCount, GradientAccumulation = 1,
+                    },
+                    Sft = recipe.Sft with { LearningRate = OptionChecks.FinitePositive(parse, sftLr) },
+                },
             };
             var result = FewShotDetection.Run(options,
                 () => folder is null ? TinyQwen2Vl.Pretrained() : VisionLanguagePolicy.FromPretrained(folder), line => o.WriteLine(line));

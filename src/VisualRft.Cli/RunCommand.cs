@@ -19,10 +19,13 @@ public static class RunCommand
         cmd.SetAction(async (parse, _) =>
         {
             var input = parse.GetValue(notebook)!;
-            var folder = parse.GetValue(output)!.FullName;
-            if (!input.Exists) throw new FileNotFoundException($"{input.FullName} does not exist");
-            if (Path.GetFullPath(Path.Combine(folder, Path.GetFileNameWithoutExtension(input.Name) + ".ipynb")) == input.FullName)
-                throw new OptionException("--out", $"{folder} would overwrite the notebook itself; choose another folder");
+            // Everything that can be wrong with the notebook or --out is found here, before the kernel starts, not after
+            // the last cell ran.
+            var document = NotebookRunner.Load(input.FullName);
+            var target = Path.Combine(parse.GetValue(output)!.FullName, Path.GetFileNameWithoutExtension(input.Name) + ".ipynb");
+            if (Path.GetFullPath(target) == input.FullName)
+                throw new OptionException("--out", $"{parse.GetValue(output)!.FullName} would overwrite the notebook itself; choose another folder");
+            var folder = OptionChecks.OutputFolder("--out", parse.GetValue(output)!);
             // The kernel redirects Console.Out and Console.Error into the cells' outputs while a cell runs, so progress goes to
             // the process's own standard error stream.
             using var progress = new StreamWriter(Console.OpenStandardError()) { AutoFlush = true };
@@ -37,7 +40,7 @@ public static class RunCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                var run = await NotebookRunner.RunAsync(input.FullName, progress, cancel.Token);
+                var run = await NotebookRunner.RunAsync(input.FullName, document, progress, cancel.Token);
                 var (ipynb, html) = NotebookRunner.Write(run, folder);
                 progress.WriteLine(run.Summary());
                 progress.WriteLine($"written: {ipynb}, {html}");

@@ -26,6 +26,8 @@ namespace VisualRft.Cli;
 /// <item>Blank (whitespace-only) lines are skipped without output; the <c>line</c> field keeps outputs traceable.</item>
 /// <item>Non-finite values (only under visual-rft: a NaN confidence, an overflowing grounding answer) are written as the
 /// strings "NaN", "Infinity", "-Infinity".</item>
+/// <item>When standard output is closed by its reader (<c>vrft score … | head -1</c>) the command stops reading at the
+/// next line it writes and exits <see cref="VrftCommandLine.ExitCodes.OutputClosed"/>, without a message.</item>
 /// <item>Exit code 0 when the input was read to the end (even with error lines); otherwise see
 /// <see cref="VrftCommandLine.ExitCodes"/> (a missing file, a directory or UTF-16 input: 2).</item>
 /// </list>
@@ -36,11 +38,12 @@ public static class ScoreCommand
     public const int DefaultMaxLineBytes = 1 << 20;
     public const int MaxMaxLineBytes = 1 << 30;
 
-    static readonly string[] Tasks = ["detection", "classification", "grounding"];
-    static readonly string[] Presets = ["visual-rft", "strict"];
+    // In the order of VisualTask and RewardPreset: the reward server indexes them by the enum value.
+    internal static readonly string[] Tasks = ["detection", "classification", "grounding"];
+    internal static readonly string[] Presets = ["visual-rft", "strict"];
 
     // Completions are written back in messages; keep <, >, ' readable (the output is not embedded in HTML).
-    static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static Command Create()
     {
@@ -62,8 +65,12 @@ public static class ScoreCommand
             var path = parse.GetValue(file)?.FullName;
             if (path is not null && Directory.Exists(path)) throw new InvalidDataException($"input '{path}' is a directory, not a JSON lines file");
             if (path is not null && !File.Exists(path)) throw new FileNotFoundException($"input file '{path}' does not exist", path);
-            using var input = path is null ? Console.OpenStandardInput() : File.OpenRead(path);
-            Run(input, parse.InvocationConfiguration.Output, reward, limit, path ?? "stdin");
+            using var input = path is null ? Console.OpenStandardInput() : BoundedFile.OpenRegular(path, "JSON lines file");
+            // Console.Out drops what it cannot write to a closed pipe without a word, so `vrft score | head -1` on endless
+            // input would read forever: standard output is written through a stream that reports EPIPE.
+            using var stdout = ReferenceEquals(parse.InvocationConfiguration.Output, Console.Out) ? StandardOutput() : null;
+            try { Run(input, stdout ?? parse.InvocationConfiguration.Output, reward, limit, path ?? "stdin"); }
+            catch (IOException e) when (e.HResult == BrokenPipe) { return VrftCommandLine.ExitCodes.OutputClosed; }
             return 0;
         });
         return cmd;
@@ -84,6 +91,15 @@ public static class ScoreCommand
         _ => throw new ArgumentException($"unknown preset '{name}'; expected one of {string.Join(", ", Presets)}"),
     };
 
+    /// <summary>errno EPIPE on Linux, which .NET's stream errors carry as their HResult.</summary>
+    const int BrokenPipe = 32;
+
+    /// <summary>File descriptor 1 as a stream whose writes fail on a closed pipe (flushed at every line, as Console.Out is,
+    /// so a reader sees each score as it is made).</summary>
+    static StreamWriter StandardOutput() =>
+        new(new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0), new UTF8Encoding(false))
+            { AutoFlush = true };
+
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Scores every line of <paramref name="input"/> into <paramref name="output"/>; returns the number of
@@ -93,47 +109,63 @@ public static class ScoreCommand
     {
         int scored = 0, errors = 0;
         var lines = new LineReader(input, maxLineBytes, source);
-        while (lines.Next(out var bytes, out bool tooLong))
+        while (lines.Next(out bool tooLong))
         {
             string? text = null, error = null;
             if (tooLong) error = $"the line is longer than {maxLineBytes:N0} bytes (--max-line-bytes); skipped";
             else
             {
-                try { text = StrictUtf8.GetString(bytes.Span); }
-                catch (DecoderFallbackException e) { error = $"the line is not valid UTF-8 (invalid byte at offset {e.Index})"; }
+                text = lines.Decode(out error);
                 if (text is not null && string.IsNullOrWhiteSpace(text)) continue;
             }
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             using (var json = new Utf8JsonWriter(buffer, WriterOptions))
             {
-                json.WriteStartObject();
-                json.WriteNumber("line", lines.LineNumber);
                 if (error is null && TryRead(text!, out var completion, out var solution, out error))
                 {
-                    var r = reward.Score(completion, solution);
-                    foreach (var c in r.Components) WriteNumber(json, c.Name, c.Value);
-                    WriteNumber(json, "total", r.Total);
-                    if (r.Failure is not null)
-                    {
-                        json.WriteStartObject("failure");
-                        json.WriteString("kind", r.Failure.Kind.ToString());
-                        json.WriteString("message", Printable(r.Failure.Message));
-                        json.WriteEndObject();
-                    }
+                    WriteScore(json, lines.LineNumber, reward, completion, solution);
                     scored++;
                 }
                 else
                 {
-                    json.WriteString("error", Printable(error!));
+                    WriteError(json, lines.LineNumber, error!);
                     errors++;
                 }
-                json.WriteEndObject();
             }
             output.WriteLine(Encoding.UTF8.GetString(buffer.WrittenSpan));
             if (tooLong) output.Flush();   // an endless line is skipped for as long as it lasts: say so now
         }
         output.Flush();
         return (scored, errors);
+    }
+
+    /// <summary>The object <c>vrft score</c> writes for a pair it scored: <c>{"line": n, "&lt;component&gt;": value, …,
+    /// "total": value[, "failure": {"kind", "message"}]}</c>. <c>vrft serve-rewards</c> answers with the same object, so
+    /// both give the same keys and values for the same pair.</summary>
+    internal static void WriteScore(Utf8JsonWriter json, int line, TaskReward reward, string completion, string solution)
+    {
+        var r = reward.Score(completion, solution);
+        json.WriteStartObject();
+        json.WriteNumber("line", line);
+        foreach (var c in r.Components) WriteNumber(json, c.Name, c.Value);
+        WriteNumber(json, "total", r.Total);
+        if (r.Failure is not null)
+        {
+            json.WriteStartObject("failure");
+            json.WriteString("kind", r.Failure.Kind.ToString());
+            json.WriteString("message", Printable(r.Failure.Message));
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+    }
+
+    /// <summary>The object for an input that could not be scored: <c>{"line": n, "error": "..."}</c>.</summary>
+    internal static void WriteError(Utf8JsonWriter json, int line, string error)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("line", line);
+        json.WriteString("error", Printable(error));
+        json.WriteEndObject();
     }
 
     static void WriteNumber(Utf8JsonWriter json, string name, double v)
@@ -159,11 +191,18 @@ public static class ScoreCommand
     {
         completion = solution = "";
         if (!PyJson.TryLoads(line, out var root, out error)) { error = $"invalid JSON: {error}"; return false; }
+        return TryPair(root, out completion, out solution, out error);
+    }
+
+    /// <summary>The completion and solution of one input object (a line here, an array item in the reward server).</summary>
+    internal static bool TryPair(PyValue root, out string completion, out string solution, out string error)
+    {
+        completion = solution = "";
         if (root.Kind != PyKind.Dict) { error = $"expected a JSON object, got {root.TypeName}"; return false; }
         return TryString(root, "completion", out completion, out error) && TryString(root, "solution", out solution, out error);
     }
 
-    static bool TryString(PyValue root, string key, out string value, out string error)
+    internal static bool TryString(PyValue root, string key, out string value, out string error)
     {
         value = error = "";
         if (!root.TryGet(key, out var v)) { error = $"missing \"{key}\""; return false; }
@@ -178,20 +217,28 @@ public static class ScoreCommand
     /// CRLF and CR, as <see cref="StreamReader"/> splits them; a UTF-8 byte order mark at the start is skipped and a
     /// UTF-16/32 one is refused.
     /// </summary>
+    /// <remarks>A line is held in chunks of <see cref="ChunkBytes"/>, not in one array grown by doubling: the memory a
+    /// line takes is its length (at most the limit plus one chunk), never the 1.5 to 3 times of a doubling array and the
+    /// copies it leaves to the collector (a 1 GiB limit on /dev/zero held 2.86 GB that way). Chunks of a long line are
+    /// dropped when the next line starts.</remarks>
     sealed class LineReader(Stream stream, int maxLineBytes, string source)
     {
+        /// <summary>Below the large-object threshold, so the chunks of a long line are collected like any small object.</summary>
+        const int ChunkBytes = 64 << 10;
+
         readonly byte[] buffer = new byte[1 << 16];
-        byte[] line = new byte[Math.Min(maxLineBytes, 1 << 12)];
+        readonly List<byte[]> chunks = [new byte[ChunkBytes]];
         int start, end, length;
         bool eof, atStart = true, skipping, afterCr;
 
         public int LineNumber { get; private set; }
 
-        public bool Next(out ReadOnlyMemory<byte> bytes, out bool tooLong)
+        /// <summary>Moves to the next line; false at the end of the stream.</summary>
+        public bool Next(out bool tooLong)
         {
-            bytes = default;
             tooLong = false;
             length = 0;
+            if (chunks.Count > 1) chunks.RemoveRange(1, chunks.Count - 1);
             while (true)
             {
                 if (start == end && !Fill()) break;
@@ -217,21 +264,52 @@ public static class ScoreCommand
                 start++;
                 if (skipping) { skipping = false; length = 0; continue; }
                 LineNumber++;
-                bytes = line.AsMemory(0, length);
                 return true;
             }
             if (skipping || length == 0) return false;   // the last line has no terminator
             LineNumber++;
-            bytes = line.AsMemory(0, length);
             return true;
         }
 
+        /// <summary>The current line as text, or null with <paramref name="error"/> when it is not UTF-8.</summary>
+        public string? Decode(out string? error)
+        {
+            error = null;
+            var decoder = StrictUtf8.GetDecoder();
+            int chars = 0, i = 0;
+            try
+            {
+                for (; i < chunks.Count && i * ChunkBytes < length; i++)
+                    chars += decoder.GetCharCount(Part(i), flush: (i + 1) * ChunkBytes >= length);
+            }
+            catch (DecoderFallbackException e)
+            {
+                error = $"the line is not valid UTF-8 (invalid byte at offset {(long)i * ChunkBytes + e.Index})";
+                return null;
+            }
+            decoder.Reset();
+            return string.Create(chars, this, (text, reader) =>
+            {
+                var d = StrictUtf8.GetDecoder();
+                for (int k = 0, at = 0; k < reader.chunks.Count && k * ChunkBytes < reader.length; k++)
+                    at += d.GetChars(reader.Part(k), text[at..], flush: (k + 1) * ChunkBytes >= reader.length);
+            });
+        }
+
+        ReadOnlySpan<byte> Part(int chunk) => chunks[chunk].AsSpan(0, Math.Min(ChunkBytes, length - chunk * ChunkBytes));
+
         void Append(ReadOnlySpan<byte> part)
         {
-            int keep = Math.Min(part.Length, maxLineBytes + 1 - length);   // one byte past the limit is enough to know
-            if (length + keep > line.Length) Array.Resize(ref line, Math.Min(maxLineBytes + 1, Math.Max(length + keep, 2 * line.Length)));
-            part[..keep].CopyTo(line.AsSpan(length));
-            length += keep;
+            part = part[..Math.Min(part.Length, maxLineBytes + 1 - length)];   // one byte past the limit is enough to know
+            while (part.Length > 0)
+            {
+                int chunk = length / ChunkBytes, at = length % ChunkBytes;
+                if (chunk == chunks.Count) chunks.Add(new byte[ChunkBytes]);
+                int n = Math.Min(part.Length, ChunkBytes - at);
+                part[..n].CopyTo(chunks[chunk].AsSpan(at));
+                part = part[n..];
+                length += n;
+            }
         }
 
         bool Fill()

@@ -34,6 +34,9 @@ public static class VrftCommandLine
         public const int Resources = 3;
         /// <summary>A notebook cell failed (<c>vrft run</c>; the cells after it were not run).</summary>
         public const int NotebookFailed = 4;
+        /// <summary>The reader of standard output went away (EPIPE, <c>vrft score … | head -1</c>): the command stopped. The
+        /// code a shell reports for a process ended by SIGPIPE, which .NET ignores.</summary>
+        public const int OutputClosed = 141;
         /// <summary>Interrupted with Ctrl-C (<c>vrft run</c> cancels the running cell and writes what ran).</summary>
         public const int Interrupted = 130;
         /// <summary>An error the code does not explain: a bug (details with --verbose).</summary>
@@ -48,6 +51,9 @@ public static class VrftCommandLine
         {
             QuickstartCommand.Create(),
             ScoreCommand.Create(),
+            ServeRewardsCommand.Create(),
+            ExportCommand.Create(),
+            RolloutsCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
             RunCommand.Create(),
@@ -158,6 +164,47 @@ public static class OptionChecks
         if (v < min || v > max)
             throw new OptionException(option.Name, $"must be between {min:N0} and {max:N0}{(why is null ? "" : $" ({why})")}, got {v:N0}");
         return v;
+    }
+
+    /// <summary>
+    /// The folder an option names for output, created now and written to once (a probe file, deleted at once), so that a
+    /// file in its place, a path that cannot be created and a folder this process cannot write into are found before the
+    /// work rather than after it.
+    /// </summary>
+    public static string OutputFolder(string option, DirectoryInfo folder)
+    {
+        var path = folder.FullName;
+        if (File.Exists(path)) throw new OptionException(option, $"'{path}' is a file, not a folder");
+        try { Directory.CreateDirectory(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{path}': {e.Message}"); }
+        Probe(option, path, path);
+        return path;
+    }
+
+    /// <summary>The file an option names for output: not a folder, its folder created and writable (checked as for
+    /// <see cref="OutputFolder"/>); the file itself is written later, atomically.</summary>
+    public static string OutputFile(string option, FileInfo file)
+    {
+        var path = file.FullName;
+        if (Directory.Exists(path)) throw new OptionException(option, $"'{path}' is a folder, not a file");
+        var folder = Path.GetDirectoryName(path)!;
+        if (File.Exists(folder)) throw new OptionException(option, $"'{folder}' is a file, not a folder");
+        try { Directory.CreateDirectory(folder); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OptionException(option, $"cannot create '{folder}': {e.Message}"); }
+        Probe(option, folder, path);
+        return path;
+    }
+
+    static void Probe(string option, string folder, string what)
+    {
+        var probe = Path.Combine(folder, $".vrft-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // the system's message names the probe file, which the user never asked for
+            var why = e is UnauthorizedAccessException ? "permission denied" : e.Message.Replace(probe, "a new file there", StringComparison.Ordinal);
+            throw new OptionException(option, $"cannot write '{what}' ({why})");
+        }
     }
 
     /// <summary>The value of a floating-point option, which must be finite and positive.</summary>

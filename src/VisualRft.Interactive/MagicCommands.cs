@@ -55,15 +55,26 @@ public static class MagicCommands
         public string? MaxNewTokens { get; set; }
     }
 
+    public sealed class CheckCommand : KernelDirectiveCommand
+    {
+        public string? Policy { get; set; }
+        public string? Data { get; set; }
+        public string? Split { get; set; }
+        public string? Limit { get; set; }
+        public string? G { get; set; }
+        public string? As { get; set; }
+    }
+
     public static readonly IReadOnlyList<(string Name, string Usage)> Usage =
     [
         ("#!vrft-data", "#!vrft-data shapes-detection --shots 4 [--test 8] [--seed 1] [--as data]"),
         ("#!vrft-rollout", "#!vrft-rollout [--sample 0] [--trainer trainer] [--as group] [--tokens logprob|kl|reflogprob]"),
         ("#!vrft-train", "#!vrft-train --steps 20 [--trainer trainer] [--run-folder runs/demo]"),
         ("#!vrft-eval", "#!vrft-eval [--split test] [--label name] [--policy policy] [--data data] [--limit 32] [--max-new-tokens 128]"),
+        ("#!vrft-check", "#!vrft-check [--policy policy] [--data data] [--split train] [--limit 32] [--g 8] [--as check]"),
     ];
 
-    /// <summary>Adds the four commands to <paramref name="kernel"/> (the root kernel); they read and bind C# variables.</summary>
+    /// <summary>Adds the five commands to <paramref name="kernel"/> (the root kernel); they read and bind C# variables.</summary>
     public static void Add(Kernel kernel)
     {
         kernel.AddDirective<DataCommand>(new KernelActionDirective("#!vrft-data")
@@ -186,6 +197,40 @@ public static class MagicCommands
             await Bind(ctx, "evaluations", evaluations);
             progress.Update(report);
             if (evaluations.Count > 1) ctx.Display((IReadOnlyList<EvaluationReport>)evaluations, HtmlFormatter.MimeType, PlainTextFormatter.MimeType);
+        }));
+        kernel.AddDirective<CheckCommand>(new KernelActionDirective("#!vrft-check")
+        {
+            Description = "Before training: does GRPO have anything to learn from? Samples G answers per prompt and reports pass@1, pass@G, "
+                + "zero-std groups, target vs distractor hits, format failures and a verdict. " + Usage[4].Usage,
+            Parameters =
+            [
+                new KernelDirectiveParameter("--policy", "C# variable holding the VisionLanguagePolicy (default: policy)"),
+                new KernelDirectiveParameter("--data", "C# variable holding the dataset (default: data)"),
+                new KernelDirectiveParameter("--split", "train (default: the prompts GRPO will see) or test").AddCompletions(() => ["train", "test"]),
+                new KernelDirectiveParameter("--limit", "check only the first N prompts") { TypeHint = "number" },
+                new KernelDirectiveParameter("--g", "answers per prompt (default 8, the paper's G)") { TypeHint = "number" },
+                new KernelDirectiveParameter("--as", "C# variable to bind (default: check)"),
+            ],
+        }, (cmd, ctx) => Run(ctx, cmd, 4, async () =>
+        {
+            var (policyName, policy) = Get<VisionLanguagePolicy>(ctx, cmd.Policy, "policy", 4, "var policy = TinyQwen2Vl.Pretrained();");
+            var (dataName, data) = Get<SyntheticDataset>(ctx, cmd.Data, "data", 4, "var data = SyntheticDatasets.Load(\"shapes-detection\", shots: 4);");
+            var split = (cmd.Split ?? "train").ToLowerInvariant();
+            if (split is not ("test" or "train")) throw new UsageError($"--split {cmd.Split} is not train or test");
+            IReadOnlyList<VisualSample> samples = split == "test" ? data.Test : data.Train;
+            var limit = Count(cmd.Limit, "--limit", 4);
+            if (limit is { } l) samples = [.. samples.Take(l)];
+            var g = Count(cmd.G, "--g", 4, min: 2) ?? 8;
+            var variable = Variable(cmd.As, "check", 4);
+            var trainer = TryGet<GrpoTrainer>(ctx, "trainer");
+            var reward = trainer is not null && trainer.Policy == policy ? trainer.Reward : TaskReward.Create(data.Manifest.Task);
+            var source = $"{dataName}.{(split == "test" ? "Test" : "Train")}" + (limit is { } n ? $".Take({n}).ToList()" : "");
+            Equivalent(ctx, $"var {variable} = Diagnostics.Learnability({policyName}, {source}, Rewards.For(VisualTask.{data.Manifest.Task}), g: {g});");
+            var progress = ctx.Display(new View("<div class=vrft>sampling…</div>", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>", "sampling…"), HtmlFormatter.MimeType, PlainTextFormatter.MimeType);
+            var report = Diagnostics.Learnability(policy, samples, reward, g, progress: new Progress(done =>
+                progress.Update(new View($"<div class=vrft>sampling: {done} of {samples.Count * g} answers</div>", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>", $"sampling {done}/{samples.Count * g}"))));
+            await Bind(ctx, variable, report);
+            progress.Update(report);
         }));
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Microsoft.DotNet.Interactive;
 using Microsoft.DotNet.Interactive.Commands;
 using Microsoft.DotNet.Interactive.Documents;
@@ -23,25 +24,83 @@ public static class NotebookRunner
 
     static NotebookRunner() => KernelInfos.DefaultKernelName = "csharp";
 
+    /// <summary>Largest notebook file read: notebooks that embed images and charts reach tens of megabytes.</summary>
+    public const int MaxNotebookBytes = 256 << 20;
+
+    /// <summary>
+    /// The notebook at <paramref name="path"/>: a regular .ipynb or .dib file of at most <see cref="MaxNotebookBytes"/>
+    /// (a directory, <c>/dev/zero</c> or another extension is refused before anything is read). A .ipynb must be the
+    /// nbformat JSON object with a <c>cells</c> list whose every cell has a <c>cell_type</c> and a <c>source</c> that is
+    /// text or a list of lines: the Documents parser reads anything else as an empty notebook, which would "run" without
+    /// a word. Every problem is an <see cref="InvalidDataException"/> naming the file (and the cell).
+    /// </summary>
     public static InteractiveDocument Load(string path)
     {
-        var text = File.ReadAllText(path);
-        return Path.GetExtension(path).ToLowerInvariant() switch
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension is not (".ipynb" or ".dib") && !Directory.Exists(path))
+            throw new InvalidDataException($"{path}: not a notebook (.ipynb or .dib), the extension is '{extension}'");
+        var text = VisualRft.IO.BoundedFile.ReadAllText(path, MaxNotebookBytes, "notebook");
+        if (extension == ".dib") return CodeSubmission.Parse(text, KernelInfos);
+        CheckIpynb(path, text);
+        try { return Notebook.Parse(text, KernelInfos); }
+        catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException or KeyNotFoundException or FormatException)
         {
-            ".ipynb" => Notebook.Parse(text, KernelInfos),
-            ".dib" => CodeSubmission.Parse(text, KernelInfos),
-            var other => throw new ArgumentException($"{path}: not a notebook (.ipynb or .dib), the extension is '{other}'"),
-        };
+            throw new InvalidDataException($"{path}: not a notebook the Documents parser can read ({e.Message})", e);
+        }
     }
+
+    static void CheckIpynb(string path, string text)
+    {
+        JsonDocument json;
+        try { json = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 256 }); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a notebook, not valid JSON ({e.Message})", e); }
+        using (json)
+        {
+            var root = json.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path}: not a notebook, the JSON is {Kind(root)} where nbformat has an object with 'cells'");
+            if (!root.TryGetProperty("cells", out var cells))
+                throw new InvalidDataException($"{path}: not a notebook, it has no key 'cells'");
+            if (cells.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"{path}: key 'cells' must be a list of cells, got {Kind(cells)}");
+            int i = 0;
+            foreach (var cell in cells.EnumerateArray())
+            {
+                var where = $"{path}: cells[{i++}]";
+                if (cell.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where} must be an object, got {Kind(cell)}");
+                if (!cell.TryGetProperty("cell_type", out var type) || type.ValueKind != JsonValueKind.String)
+                    throw new InvalidDataException($"{where} has no 'cell_type' string");
+                if (!cell.TryGetProperty("source", out var source))
+                    throw new InvalidDataException($"{where} has no key 'source'");
+                if (source.ValueKind != JsonValueKind.String
+                    && (source.ValueKind != JsonValueKind.Array || source.EnumerateArray().Any(l => l.ValueKind != JsonValueKind.String)))
+                    throw new InvalidDataException($"{where}: key 'source' must be text or a list of lines, got {Kind(source)}");
+            }
+        }
+    }
+
+    static string Kind(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => $"the number {VisualRft.IO.Excerpt.Of(e.GetRawText(), 40)}",
+        JsonValueKind.True or JsonValueKind.False => $"{e.GetRawText()}",
+        _ => "null",
+    };
 
     /// <summary>
     /// Runs the notebook at <paramref name="path"/> with its folder as the working directory (as Jupyter does), writing one
     /// progress line per code cell to <paramref name="progress"/>. Cancelling <paramref name="cancel"/> cancels the running
     /// cell and skips the rest.
     /// </summary>
-    public static async Task<NotebookRun> RunAsync(string path, TextWriter progress, CancellationToken cancel = default)
+    public static Task<NotebookRun> RunAsync(string path, TextWriter progress, CancellationToken cancel = default) =>
+        RunAsync(path, Load(path), progress, cancel);
+
+    /// <summary><see cref="RunAsync(string, TextWriter, CancellationToken)"/> for a notebook <see cref="Load"/>ed from
+    /// <paramref name="path"/> already.</summary>
+    public static async Task<NotebookRun> RunAsync(string path, InteractiveDocument document, TextWriter progress, CancellationToken cancel = default)
     {
-        var document = Load(path);
         var name = Path.GetFileNameWithoutExtension(path);
         var cells = document.Elements.Select((element, i) => (element, number: i + 1))
             .Where(c => !IsMarkdown(c.element) && !string.IsNullOrWhiteSpace(c.element.Contents)).ToList();

@@ -41,9 +41,10 @@ internal sealed class Canvas
 
     /// <summary>
     /// Paints the pixels of <paramref name="nominal"/> whose centre the shader colours; u, v run from −1 to 1 across the box.
-    /// Returns the tight box of the painted pixels.
+    /// Returns the tight box of the painted pixels. An <paramref name="opacity"/> below 1 blends the shader's colour with
+    /// what is already there (a faded object).
     /// </summary>
-    public PixelBox Paint(PixelBox nominal, Func<double, double, Rgb24?> shader, ShapeRng rng, int noise = 4)
+    public PixelBox Paint(PixelBox nominal, Func<double, double, Rgb24?> shader, ShapeRng rng, int noise = 4, double opacity = 1)
     {
         double cx = nominal.CenterX, cy = nominal.CenterY, sx = 2.0 / nominal.Width, sy = 2.0 / nominal.Height;
         int x1 = int.MaxValue, y1 = int.MaxValue, x2 = int.MinValue, y2 = int.MinValue;
@@ -53,6 +54,11 @@ internal sealed class Canvas
             var c = shader((x + 0.5 - cx) * sx, (y + 0.5 - cy) * sy);
             if (c is not { } col) continue;
             var n = rng.Grain(noise);
+            if (opacity < 1)
+            {
+                var old = px[y * Width + x];
+                col = new Rgb24(Blend(col.R, old.R, opacity), Blend(col.G, old.G, opacity), Blend(col.B, old.B, opacity));
+            }
             px[y * Width + x] = new Rgb24(Clamp(col.R + n), Clamp(col.G + n), Clamp(col.B + n));
             x1 = Math.Min(x1, x); y1 = Math.Min(y1, y); x2 = Math.Max(x2, x + 1); y2 = Math.Max(y2, y + 1);
         }
@@ -63,4 +69,6 @@ internal sealed class Canvas
     public RgbImage ToImage() => new(Width, Height, MemoryMarshal.AsBytes(px.AsSpan()).ToArray());
 
     static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
+
+    static byte Blend(byte top, byte under, double opacity) => Clamp((int)Math.Round(opacity * top + (1 - opacity) * under));
 }

@@ -4,19 +4,34 @@ namespace VisualRft.Data;
 
 /// <summary>
 /// Fine-grained classification (the analogue of Flowers102 / FGVC-Aircraft, visual-rft-spec.md §5.1, §7.1): one object per
-/// image; classes come in families that differ only in a subtle attribute (stripe count, a hole or a dot, orientation,
-/// a border), while the colour, size and position vary within every class and so carry no information.
-/// No class name is a substring of another after the reward's normalisation (§4.8), so the substring rule cannot confuse them.
+/// image; a class is "{attribute} {shape}", and classes come in families that differ only in a subtle attribute (stripe
+/// count, a hole or a dot, orientation, a border), while the colour, size and position vary within every class and so carry
+/// no information. <see cref="TableClasses"/> are Table 2's few-shot classes; <see cref="PretrainingClasses"/> put the same
+/// attributes on other shapes, so that the tiny base model knows every attribute and shape word but none of Table 2's
+/// pairs, as Qwen2-VL knows the words of a flower name without telling the species apart.
+/// No class name is a substring of another after the reward's normalisation (§4.8), so the substring rule cannot confuse
+/// them, and no two names draw the same picture ("solid", "plain" and "upright" never share a shape).
 /// </summary>
 internal static class ClassificationGenerator
 {
-    public static IReadOnlyList<string> ClassNames { get; } =
+    public static IReadOnlyList<string> TableClasses { get; } =
     [
         "two stripe square", "three stripe square", "four stripe square",
         "solid circle", "hollow circle", "dotted circle",
         "upright triangle", "inverted triangle",
         "bordered diamond", "plain diamond",
     ];
+
+    public static IReadOnlyList<string> PretrainingClasses { get; } =
+    [
+        "two stripe circle", "three stripe circle", "four stripe circle",
+        "two stripe diamond", "three stripe diamond", "four stripe diamond",
+        "solid square", "hollow square", "dotted square",
+        "upright star", "inverted star",
+        "bordered cross", "plain cross",
+    ];
+
+    public static IReadOnlyList<string> ClassNames { get; } = [.. TableClasses, .. PretrainingClasses];
 
     public static VisualSample Generate(DatasetManifest m, DatasetSplit split, string className, int index)
     {
@@ -48,26 +63,28 @@ internal static class ClassificationGenerator
             Metadata: new Dictionary<string, string> { ["family"] = className[(className.LastIndexOf(' ') + 1)..] });
     }
 
-    static Func<double, double, Rgb24?> Shader(string className, Rgb24 fill, Rgb24 dark) => className switch
+    static Func<double, double, Rgb24?> Shader(string className, Rgb24 fill, Rgb24 dark)
     {
-        "two stripe square" => Stripes(2, fill, dark),
-        "three stripe square" => Stripes(3, fill, dark),
-        "four stripe square" => Stripes(4, fill, dark),
-        "solid circle" => (u, v) => u * u + v * v <= 1 ? fill : null,
-        "hollow circle" => (u, v) => u * u + v * v <= 1 && u * u + v * v >= 0.25 ? fill : null,
-        "dotted circle" => (u, v) => u * u + v * v <= 0.09 ? dark : u * u + v * v <= 1 ? fill : null,
-        "upright triangle" => (u, v) => Triangle(u, v) ? fill : null,
-        "inverted triangle" => (u, v) => Triangle(u, -v) ? fill : null,
-        "bordered diamond" => (u, v) => Math.Abs(u) + Math.Abs(v) <= 1 ? (Math.Abs(u) + Math.Abs(v) >= 0.7 ? dark : fill) : null,
-        "plain diamond" => (u, v) => Math.Abs(u) + Math.Abs(v) <= 1 ? fill : null,
-        _ => throw new ArgumentException($"unknown class '{className}' (known: {string.Join(", ", ClassNames)})", nameof(className)),
-    };
+        if (!ClassNames.Contains(className)) throw new ArgumentException($"unknown class '{className}' (known: {string.Join(", ", ClassNames)})", nameof(className));
+        var shape = className[(className.LastIndexOf(' ') + 1)..];
+        var inside = ShapeVocabulary.Mask(shape);
+        return className[..className.LastIndexOf(' ')] switch
+        {
+            "two stripe" => Stripes(2, inside, fill, dark),
+            "three stripe" => Stripes(3, inside, fill, dark),
+            "four stripe" => Stripes(4, inside, fill, dark),
+            "hollow" => (u, v) => inside(u, v) && !inside(2 * u, 2 * v) ? fill : null,
+            "dotted" => (u, v) => u * u + v * v <= 0.09 ? dark : inside(u, v) ? fill : null,
+            "inverted" => (u, v) => inside(u, -v) ? fill : null,
+            "bordered" => (u, v) => inside(u, v) ? (inside(u / 0.7, v / 0.7) ? fill : dark) : null,
+            _ => (u, v) => inside(u, v) ? fill : null,   // solid, plain, upright: the shape as drawn
+        };
+    }
 
-    static readonly Func<double, double, bool> Triangle = ShapeVocabulary.Mask("triangle");
-
-    /// <summary>A square cut into 2n+1 equal horizontal bands; the n odd bands are dark stripes.</summary>
-    static Func<double, double, Rgb24?> Stripes(int n, Rgb24 fill, Rgb24 dark) => (u, v) =>
+    /// <summary>The shape cut into 2n+1 equal horizontal bands; the n odd bands are dark stripes.</summary>
+    static Func<double, double, Rgb24?> Stripes(int n, Func<double, double, bool> inside, Rgb24 fill, Rgb24 dark) => (u, v) =>
     {
+        if (!inside(u, v)) return null;
         var band = Math.Min(2 * n, (int)((v + 1) / 2 * (2 * n + 1)));
         return band % 2 == 1 ? dark : fill;
     };

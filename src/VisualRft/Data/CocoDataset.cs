@@ -1,4 +1,5 @@
 using System.Text.Json;
+using VisualRft.IO;
 
 namespace VisualRft.Data;
 
@@ -35,11 +36,23 @@ public sealed class CocoDataset(IReadOnlyList<CocoImage> images, IReadOnlyList<C
     /// <summary>The file it was read from, for messages.</summary>
     public string Source { get; } = source;
 
+    /// <summary>Largest JSON file read: the JSON reader holds the whole file, and stops at 2 GB (LVIS v1 train is 1.1 GB).</summary>
+    public const long MaxJsonBytes = 2_000_000_000;
+
     public static CocoDataset Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"annotation file not found: {path}", path);
-        using var stream = File.OpenRead(path);
+        using var stream = OpenJson(path, "annotation file");
         return Parse(stream, path);
+    }
+
+    /// <summary>A regular file of at most <see cref="MaxJsonBytes"/>, refused by name before anything is read (a folder,
+    /// <c>/dev/zero</c>, a file the reader could not hold).</summary>
+    static FileStream OpenJson(string path, string what)
+    {
+        var stream = BoundedFile.OpenRegular(path, what);
+        if (stream.Length <= MaxJsonBytes) return stream;
+        stream.Dispose();
+        throw new InvalidDataException($"{path}: {stream.Length:N0} bytes, more than the {MaxJsonBytes:N0} bytes the JSON reader can hold");
     }
 
     public static CocoDataset Parse(Stream json, string source)
@@ -91,8 +104,7 @@ public sealed class CocoDataset(IReadOnlyList<CocoImage> images, IReadOnlyList<C
     /// <summary>A results file: a JSON list of {image_id, category_id, bbox: [x, y, w, h], score}.</summary>
     public static IReadOnlyList<CocoDetection> LoadResults(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"results file not found: {path}", path);
-        using var stream = File.OpenRead(path);
+        using var stream = OpenJson(path, "results file");
         return ParseResults(stream, path);
     }
 

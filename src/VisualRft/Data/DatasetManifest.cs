@@ -15,13 +15,28 @@ public sealed record SplitSpec(CategorySelection Categories, int Size);
 
 /// <summary>
 /// How a detection scene is composed (manifest key <c>scene</c>, optional): targets of the queried category and distractors
-/// per image (inclusive ranges) and the object side as a fraction of the image side. The defaults are the few-shot scenes;
-/// the tiny model's first pre-training stages use one large object alone (TinyPretrainOptions).
+/// per image (inclusive ranges), the object side as a fraction of the image side, the share of scenes with more than one
+/// target (key <c>multiTarget</c>; of those, three in four have two targets) and the share of objects drawn faded (key
+/// <c>faded</c>: blended towards the background, the analogue of a small, blurred or occluded object in a photo). The
+/// defaults are the few-shot scenes; the tiny model's pre-training uses fewer multi-target scenes, so that it under-reports
+/// instances as Qwen2-VL does (TinyPretrainOptions).
 /// </summary>
 public sealed record SceneSpec(int MinTargets = 1, int MaxTargets = 3, int MinDistractors = 1, int MaxDistractors = 2,
-    double MinObjectSide = 0.24, double MaxObjectSide = 0.40)
+    double MinObjectSide = 0.24, double MaxObjectSide = 0.40, double MultiTargetShare = 0.4, double FadedShare = 0.3)
 {
     public static readonly SceneSpec Default = new();
+}
+
+/// <summary>
+/// How a data set writes its solutions (manifest key <c>solutions</c>, optional). The paper's data sets give every box
+/// confidence 1 (issue #115) and SFT targets a <c>&lt;think&gt;</c> sentence; the tiny model's pre-training corpus stands for
+/// what Qwen2-VL learned before Visual-RFT: confidences that carry information (key <c>confidence</c>: "visibility" = 1 for
+/// a clear object, its fade level for a faded one) and some answers without the thinking block (key <c>withoutThink</c>:
+/// their share), the format slips a verifiable format reward then fixes.
+/// </summary>
+public sealed record SolutionStyle(bool VisibilityConfidence = false, double WithoutThinkShare = 0)
+{
+    public static readonly SolutionStyle Paper = new();
 }
 
 /// <summary>
@@ -44,6 +59,8 @@ public sealed record SceneSpec(int MinTargets = 1, int MaxTargets = 3, int MinDi
 /// <param name="Train">The training split.</param>
 /// <param name="Test">The held-out split.</param>
 /// <param name="Scene">Detection scene composition (key <c>scene</c>, optional; <see cref="SceneSpec.Default"/>).</param>
+/// <param name="Solutions">How solutions are written (key <c>solutions</c>, optional; <see cref="SolutionStyle.Paper"/>).</param>
+/// <param name="Relations">Grounding relations drawn (key <c>relations</c>, optional; default every one of the generator's).</param>
 /// <param name="Source">Where the manifest came from (file path or "embedded:{name}"), used in error messages.</param>
 public sealed record DatasetManifest(
     string Name,
@@ -60,6 +77,8 @@ public sealed record DatasetManifest(
     SplitSpec Train,
     SplitSpec Test,
     SceneSpec Scene,
+    SolutionStyle Solutions,
+    IReadOnlyList<string> Relations,
     string Source)
 {
     public const int MinImageSize = 56, MaxImageSize = 448;
@@ -69,7 +88,7 @@ public sealed record DatasetManifest(
     public const int SampleOverheadBytes = 4096;
 
     static readonly string[] Keys =
-        ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene"];
+        ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene", "solutions", "relations"];
 
     static readonly Dictionary<string, (VisualTask Task, bool OpenVocabulary)> Tasks = new()
     {
@@ -151,6 +170,8 @@ public sealed record DatasetManifest(
                 Train: Split(root, "train", source),
                 Test: Split(root, "test", source),
                 Scene: root.TryGetProperty("scene", out _) ? ParseScene(root, source) : SceneSpec.Default,
+                Solutions: root.TryGetProperty("solutions", out _) ? ParseSolutions(root, source) : SolutionStyle.Paper,
+                Relations: root.TryGetProperty("relations", out var rel) ? StrListOf(rel, source, "relations") : GroundingGenerator.Relations,
                 Source: source);
             manifest.Validate();
             return manifest;
@@ -213,7 +234,19 @@ public sealed record DatasetManifest(
                 throw Error(Source, "scene.distractors", $"must be a range within [0, 2], got [{Scene.MinDistractors}, {Scene.MaxDistractors}]");
             if (!(Scene.MinObjectSide >= 0.1 && Scene.MaxObjectSide <= 0.8 && Scene.MinObjectSide <= Scene.MaxObjectSide))
                 throw Error(Source, "scene.objectSide", $"must be a range within [0.1, 0.8], got [{Scene.MinObjectSide}, {Scene.MaxObjectSide}]");
+            if (!(Scene.MultiTargetShare is >= 0 and <= 1)) throw Error(Source, "scene.multiTarget", $"must be a share in [0, 1], got {Scene.MultiTargetShare}");
+            if (!(Scene.FadedShare is >= 0 and <= 1)) throw Error(Source, "scene.faded", $"must be a share in [0, 1], got {Scene.FadedShare}");
         }
+        if (Solutions != SolutionStyle.Paper)
+        {
+            if (Task != VisualTask.Detection) throw Error(Source, "solutions", $"only detection solutions have a style, not '{TaskName}'");
+            if (!(Solutions.WithoutThinkShare is >= 0 and <= 1)) throw Error(Source, "solutions.withoutThink", $"must be a share in [0, 1], got {Solutions.WithoutThinkShare}");
+        }
+        if (Relations.Count == 0) throw Error(Source, "relations", "must list at least one relation");
+        foreach (var r in Relations)
+            if (!GroundingGenerator.Relations.Contains(r)) throw Error(Source, "relations", $"unknown relation '{Q(r)}' (known: {string.Join(", ", GroundingGenerator.Relations)})");
+        if (Task != VisualTask.Grounding && !Relations.SequenceEqual(GroundingGenerator.Relations))
+            throw Error(Source, "relations", $"only grounding draws relations, not '{TaskName}'");
         CheckSplit("train", Train);
         CheckSplit("test", Test);
         if (EstimatedBytes > MemoryBudget.PlanningBytes)
@@ -253,13 +286,28 @@ public sealed record DatasetManifest(
     static SceneSpec ParseScene(JsonElement root, string source)
     {
         var o = Obj(root, "scene", source);
-        CheckKeys(o, ["targets", "distractors", "objectSide"], source, "scene.");
+        CheckKeys(o, ["targets", "distractors", "objectSide", "multiTarget", "faded"], source, "scene.");
         var d = SceneSpec.Default;
         var targets = o.TryGetProperty("targets", out var t) ? Pair(IntList(t, source, "scene.targets"), source, "scene.targets") : (d.MinTargets, d.MaxTargets);
         var distractors = o.TryGetProperty("distractors", out var x) ? Pair(IntList(x, source, "scene.distractors"), source, "scene.distractors") : (d.MinDistractors, d.MaxDistractors);
         var side = o.TryGetProperty("objectSide", out var z) ? Pair(DoubleList(z, source, "scene.objectSide"), source, "scene.objectSide") : (d.MinObjectSide, d.MaxObjectSide);
-        return new SceneSpec(targets.Item1, targets.Item2, distractors.Item1, distractors.Item2, side.Item1, side.Item2);
+        var multi = o.TryGetProperty("multiTarget", out var mt) ? Number(mt, source, "scene.multiTarget") : d.MultiTargetShare;
+        var faded = o.TryGetProperty("faded", out var f) ? Number(f, source, "scene.faded") : d.FadedShare;
+        return new SceneSpec(targets.Item1, targets.Item2, distractors.Item1, distractors.Item2, side.Item1, side.Item2, multi, faded);
     }
+
+    static SolutionStyle ParseSolutions(JsonElement root, string source)
+    {
+        var o = Obj(root, "solutions", source);
+        CheckKeys(o, ["confidence", "withoutThink"], source, "solutions.");
+        var confidence = o.TryGetProperty("confidence", out _) ? Str(o, "confidence", source, "solutions.") : "one";
+        if (confidence is not ("one" or "visibility")) throw Error(source, "solutions.confidence", $"unknown value '{Q(confidence)}' (known: one, visibility)");
+        var withoutThink = o.TryGetProperty("withoutThink", out var w) ? Number(w, source, "solutions.withoutThink") : 0;
+        return new SolutionStyle(confidence == "visibility", withoutThink);
+    }
+
+    static double Number(JsonElement v, string source, string key) =>
+        v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw Error(source, key, $"must be a number, got {Q(v.GetRawText())}");
 
     static (T, T) Pair<T>(IReadOnlyList<T> list, string source, string key) =>
         list.Count == 2 ? (list[0], list[1]) : throw Error(source, key, $"must be [min, max], got {list.Count} values");
@@ -297,12 +345,14 @@ public sealed record DatasetManifest(
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw Error(source, prefix + key, $"must be an integer, got {Q(v.GetRawText())}");
     }
 
-    static IReadOnlyList<string> StrList(JsonElement o, string key, string source, string prefix)
+    static IReadOnlyList<string> StrList(JsonElement o, string key, string source, string prefix) =>
+        StrListOf(Get(o, key, source, prefix), source, prefix + key);
+
+    static IReadOnlyList<string> StrListOf(JsonElement v, string source, string key)
     {
-        var v = Get(o, key, source, prefix);
-        if (v.ValueKind != JsonValueKind.Array) throw Error(source, prefix + key, $"must be an array of strings, got {v.ValueKind}");
+        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of strings, got {v.ValueKind}");
         return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && e.GetString()!.Length > 0
-            ? e.GetString()! : throw Error(source, prefix + key, $"entries must be non-empty strings, got {Q(e.GetRawText())}"))];
+            ? e.GetString()! : throw Error(source, key, $"entries must be non-empty strings, got {Q(e.GetRawText())}"))];
     }
 
     static IReadOnlyList<int> IntList(JsonElement v, string source, string key)

@@ -27,7 +27,7 @@ internal static class GroundingGenerator
         var rng = new ShapeRng(ShapeRng.Mix((ulong)m.Seed, ShapeRng.Hash("grounding"), ShapeRng.Hash(split.ToString()), (ulong)index));
         int size = m.ImageSize;
         var pool = m.CategoriesOf(CategorySelection.All);
-        var relation = rng.Pick(Relations);
+        var relation = rng.Pick(m.Relations);
 
         for (var attempt = 0; ; attempt++)
         {

@@ -32,18 +32,14 @@ public static partial class PaperSamples
     /// <c>'Position'</c> of the solution is a ground-truth box. Classification: the class is the solution's answer.
     /// Grounding (LISA): the first <c>(x1,y1),(x2,y2)</c> of the solution.
     /// </summary>
+    /// <remarks>The image is decoded with <see cref="ImageLoader"/>'s limits and checks (a truncated or inconsistent image
+    /// is a <see cref="BadImageException"/> naming the row and its file).</remarks>
     public static VisualSample FromHfRow(HfRow row, VisualTask task, string id, DatasetSplit split = DatasetSplit.Train)
     {
         RgbImage image;
-        try
-        {
-            using var rgba = Image.Load<Rgba32>(row.ImageBytes);
-            image = RgbImage.FromImageSharp(rgba);
-        }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException)
-        {
-            throw new InvalidDataException($"{id}: the image bytes{(row.ImagePath is null ? "" : $" of '{row.ImagePath}'")} cannot be decoded: {e.Message}", e);
-        }
+        var file = row.ImagePath ?? "(image bytes)";
+        try { image = ImageLoader.Load(row.ImageBytes, $"{id}: image {file}"); }
+        catch (InvalidDataException e) { throw new BadImageException(id, file, e.Message, e); }
         string category;
         List<Qwen1000Box> boxes;
         switch (task)
@@ -89,17 +85,69 @@ public static partial class PaperSamples
     public static VisualSample FromQuery(CocoDataset dataset, CocoImage image, CocoCategory category, string imageRoot)
     {
         var file = ImageFile(image, imageRoot);
+        var id = $"{Path.GetFileNameWithoutExtension(dataset.Source)}/{image.Id}/{category.Name}";
         if (!File.Exists(file))
             throw new FileNotFoundException($"image {image.Id} of {dataset.Source} not found at {file}; `vrft download` fetches the data set's images (see `vrft download --list`)", file);
-        var picture = ImageLoader.Load(file);
+        RgbImage picture;
+        try { picture = ImageLoader.Load(file); }
+        catch (InvalidDataException e) { throw new BadImageException(id, file, $"{id}: {e.Message}", e); }
         var pixels = dataset.Annotations.Where(a => a.ImageId == image.Id && a.CategoryId == category.Id && !a.IsCrowd)
             .Select(a => new PixelBox((int)Math.Round(a.Bbox[0]), (int)Math.Round(a.Bbox[1]), (int)Math.Round(a.Bbox[0] + a.Bbox[2]), (int)Math.Round(a.Bbox[1] + a.Bbox[3])))
             .ToList();
         var boxes = pixels.Select(p => p.ToQwen1000(picture.Width, picture.Height)).ToList();
-        return new VisualSample($"{Path.GetFileNameWithoutExtension(dataset.Source)}/{image.Id}/{category.Name}", VisualTask.Detection, picture,
+        return new VisualSample(id, VisualTask.Detection, picture,
             Prompts.Detection(category.Name), Prompts.DetectionSolution(boxes), category.Name, pixels, boxes,
             [.. pixels.Select(p => new SceneObject(category.Name, p))], DatasetSplit.Test, CategoryGroup.Novel,
             new Dictionary<string, string> { ["image_id"] = image.Id.ToString(CultureInfo.InvariantCulture), ["category_id"] = category.Id.ToString(CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>
+    /// The samples of ViRFT rows, named <c>{name}/{row}</c>. A row whose image is refused (corrupt, truncated, over the
+    /// limits) stops the load with an error naming the row and file (<see cref="BadImagePolicy.Fail"/>, the default), or is
+    /// left out and listed in <see cref="LoadedSamples.Skipped"/> (<see cref="BadImagePolicy.Skip"/>). Any other problem
+    /// of a row (no category, no answer) stops the load either way: it is not the image's fault.
+    /// </summary>
+    public static LoadedSamples FromHfRows(IEnumerable<HfRow> rows, VisualTask task, string name,
+        BadImagePolicy onBadImage = BadImagePolicy.Fail, DatasetSplit split = DatasetSplit.Train)
+    {
+        var loaded = new Loading(onBadImage);
+        int i = 0;
+        foreach (var row in rows)
+        {
+            var id = $"{name}/{i++}";
+            loaded.Add(id, row.ImagePath ?? "(image bytes)", () => FromHfRow(row, task, id, split));
+        }
+        return loaded.Result();
+    }
+
+    /// <summary>The detection queries on an annotation file's images (<see cref="FromQuery"/>), with
+    /// <paramref name="onBadImage"/> as for <see cref="FromHfRows"/>; a missing image file counts as a bad image (a data set
+    /// whose download stopped half-way).</summary>
+    public static LoadedSamples FromQueries(CocoDataset dataset, IEnumerable<(CocoImage Image, CocoCategory Category)> queries, string imageRoot,
+        BadImagePolicy onBadImage = BadImagePolicy.Fail)
+    {
+        var loaded = new Loading(onBadImage);
+        foreach (var (image, category) in queries)
+            loaded.Add($"{Path.GetFileNameWithoutExtension(dataset.Source)}/{image.Id}/{category.Name}", ImageFile(image, imageRoot),
+                () => FromQuery(dataset, image, category, imageRoot));
+        return loaded.Result();
+    }
+
+    sealed class Loading(BadImagePolicy onBadImage)
+    {
+        readonly List<VisualSample> samples = [];
+        readonly List<SkippedSample> skipped = [];
+
+        public void Add(string id, string file, Func<VisualSample> load)
+        {
+            try { samples.Add(load()); }
+            catch (Exception e) when (onBadImage == BadImagePolicy.Skip && e is BadImageException or FileNotFoundException)
+            {
+                skipped.Add(new SkippedSample(id, file, e.Message));
+            }
+        }
+
+        public LoadedSamples Result() => new(samples, skipped);
     }
 
     static Qwen1000Box Box1000(Match m, string id)
@@ -110,4 +158,28 @@ public static partial class PaperSamples
 
     static PixelBox ToPixels(Qwen1000Box b, int w, int h) =>
         new((int)Math.Round(b.X1 / 1000.0 * w), (int)Math.Round(b.Y1 / 1000.0 * h), (int)Math.Round(b.X2 / 1000.0 * w), (int)Math.Round(b.Y2 / 1000.0 * h));
+}
+
+/// <summary>What a data-set loader does with a sample whose image is refused: stop with the error, or leave the sample
+/// out and count it (<c>--on-bad-image fail|skip</c>).</summary>
+public enum BadImagePolicy { Fail, Skip }
+
+/// <summary>A sample's image was refused: <see cref="SampleId"/> and <see cref="File"/> say which; the message says why
+/// (an input error: <c>vrft</c> exits 2).</summary>
+public sealed class BadImageException(string sampleId, string file, string message, Exception inner) : IOException(message, inner)
+{
+    public string SampleId { get; } = sampleId;
+    public string File { get; } = file;
+}
+
+/// <summary>A sample left out by <see cref="BadImagePolicy.Skip"/>, and why.</summary>
+public sealed record SkippedSample(string Id, string File, string Reason);
+
+/// <summary>What a loader made: the samples, and those it left out for their images.</summary>
+public sealed record LoadedSamples(IReadOnlyList<VisualSample> Samples, IReadOnlyList<SkippedSample> Skipped)
+{
+    /// <summary>One line for a run's summary: the count, and the first skipped sample with its reason.</summary>
+    public string Summary() => Skipped.Count == 0
+        ? $"{Samples.Count} samples"
+        : $"{Samples.Count} samples, {Skipped.Count} skipped for their images (first: {Skipped[0].Reason})";
 }

@@ -41,16 +41,20 @@ public static class Prompts
     public static string Grounding(string instruction) =>
         LisaQuestionTemplate.Replace("{Question}", "Output the bounding box in the image corresponding to the instruction: " + instruction);
 
-    /// <summary>§5.1 detection solution: every box of the category, ground-truth confidence 1 (issue #115).</summary>
-    public static string DetectionSolution(IEnumerable<Qwen1000Box> boxes)
+    /// <summary>
+    /// §5.1 detection solution: every box of the category, ground-truth confidence 1 (issue #115) unless
+    /// <paramref name="confidences"/> gives each box its own (two decimals, as the prompt asks).
+    /// </summary>
+    public static string DetectionSolution(IEnumerable<Qwen1000Box> boxes, IReadOnlyList<double>? confidences = null)
     {
         var sb = new StringBuilder("<answer>[");
-        var first = true;
+        var i = 0;
         foreach (var b in boxes)
         {
-            if (!first) sb.Append(", ");
-            first = false;
-            sb.Append(CultureInfo.InvariantCulture, $"{{'Position': [{b.X1}, {b.Y1}, {b.X2}, {b.Y2}], 'Confidence': 1}}");
+            if (i > 0) sb.Append(", ");
+            var c = confidences is null || confidences[i] >= 1 ? "1" : confidences[i].ToString("0.00", CultureInfo.InvariantCulture);
+            sb.Append(CultureInfo.InvariantCulture, $"{{'Position': [{b.X1}, {b.Y1}, {b.X2}, {b.Y2}], 'Confidence': {c}}}");
+            i++;
         }
         return sb.Append("]</answer>").ToString();
     }

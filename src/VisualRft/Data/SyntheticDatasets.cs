@@ -29,7 +29,9 @@ public static class SyntheticDatasets
         if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return DatasetManifest.Load(nameOrPath);
         var folder = FindFolder(searchFrom ?? Directory.GetCurrentDirectory());
         var file = folder == null ? null : Path.Combine(folder, nameOrPath + ".json");
-        if (file != null && File.Exists(file)) return Checked(DatasetManifest.Load(file), nameOrPath);
+        // Anything at that path is the manifest, also a folder or a broken link: Load refuses those by name instead of
+        // falling back to the embedded copy without a word.
+        if (file != null && (Path.Exists(file) || new FileInfo(file).LinkTarget is not null)) return Checked(DatasetManifest.Load(file), nameOrPath);
         return Checked(Embedded(nameOrPath), nameOrPath);
     }
 

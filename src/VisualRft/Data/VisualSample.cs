@@ -45,3 +45,11 @@ public sealed record VisualSample(
     public int Width => Image.Width;
     public int Height => Image.Height;
 }
+
+/// <summary>Metadata keys that change how a sample is used, not only how it is described.</summary>
+public static class SampleMetadata
+{
+    /// <summary>Key whose value <see cref="ThinkOmitted"/> makes the SFT target the answer alone (SolutionStyle.WithoutThinkShare).</summary>
+    public const string Think = "think";
+    public const string ThinkOmitted = "omitted";
+}

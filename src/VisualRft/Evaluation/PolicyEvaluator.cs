@@ -42,21 +42,8 @@ public static class PolicyEvaluator
     {
         if (samples.Count == 0) throw new ArgumentException("no samples to evaluate", nameof(samples));
         var clock = Stopwatch.StartNew();
-        var completions = new List<string>(samples.Count);
         var sampling = new SamplingOptions(MaxNewTokens: maxNewTokens, Greedy: true, StopTokenIds: policy.StopTokenIds, PadTokenId: policy.PadTokenId);
-        for (int start = 0; start < samples.Count; start += batchSize)
-        {
-            var chunk = samples.Skip(start).Take(batchSize).ToList();
-            using var finalizers = TorchRuntime.HoldFinalizers();
-            using var scope = NewDisposeScope();
-            var batch = policy.Encode(chunk);
-            var device = policy.Device;
-            ImageInputs images;
-            using (no_grad()) images = policy.EncodeImages(batch);
-            using var generated = policy.Model.Generate(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device), images, sampling);
-            completions.AddRange(policy.Decode(generated.CompletionIds, generated.CompletionMask));
-            progress?.Report(completions.Count);
-        }
+        var completions = Answer(policy, samples, sampling, 1, null, batchSize, progress).Completions;
         var scored = samples.Select((s, i) => new EvaluatedSample(s, completions[i], reward.Score(completions[i], s.Solution))).ToList();
         var task = samples[0].Task;
         var answers = task == VisualTask.Classification
@@ -72,6 +59,37 @@ public static class PolicyEvaluator
         {
             StrictAccuracy = answers is null ? null : ClassificationMetrics.Accuracy(answers, labels, ClassMatchRule.Exact),
         };
+    }
+
+    /// <summary>
+    /// <paramref name="numSamples"/> answers to each sample (row i·n + j), <paramref name="batchSize"/> prompts at a time, and
+    /// each prompt's image frames (original and processor-resized sizes: what a box in the model's answer frame refers to).
+    /// Sampling draws from one generator seeded with <paramref name="seed"/> (greedy decoding needs none).
+    /// </summary>
+    public static (IReadOnlyList<string> Completions, IReadOnlyList<ImageFrames> Frames) Answer(VisionLanguagePolicy policy,
+        IReadOnlyList<VisualSample> samples, SamplingOptions sampling, int numSamples = 1, long? seed = null, int batchSize = 8, IProgress<int>? progress = null)
+    {
+        var completions = new List<string>(samples.Count * numSamples);
+        var frames = new List<ImageFrames>(samples.Count);
+        var patch = policy.Processor.ImageProcessor.PatchSize;
+        using var generator = seed is { } sd ? new Generator((ulong)sd, policy.Device) : null;
+        for (int start = 0; start < samples.Count; start += batchSize)
+        {
+            var chunk = samples.Skip(start).Take(batchSize).ToList();
+            using var finalizers = TorchRuntime.HoldFinalizers();
+            using var scope = NewDisposeScope();
+            var batch = policy.Encode(chunk);
+            var device = policy.Device;
+            ImageInputs images;
+            using (no_grad()) images = policy.EncodeImages(batch);
+            using var generated = policy.Model.Generate(batch.InputIdsTensor().to(device), batch.AttentionMaskTensor().to(device), images, sampling,
+                numSamples, generator);
+            completions.AddRange(policy.Decode(generated.CompletionIds, generated.CompletionMask));
+            frames.AddRange(chunk.Select((s, b) => new ImageFrames(new ImageSize(s.Width, s.Height),
+                new ImageSize(batch.Images!.GridThw[b].W * patch, batch.Images.GridThw[b].H * patch))));
+            progress?.Report(completions.Count);
+        }
+        return (completions, frames);
     }
 
     /// <summary>

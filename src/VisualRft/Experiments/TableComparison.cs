@@ -3,8 +3,12 @@ using System.Text;
 
 namespace VisualRft.Experiments;
 
-/// <summary>One measured row: a model after some training, on the tiny analogue's columns.</summary>
-public sealed record MeasuredRow(string Model, RowKind Kind, IReadOnlyList<double?> Values);
+/// <summary>
+/// One measured row: a model after some training, on the tiny analogue's columns — the mean over seeds, with the sample
+/// standard deviation (null for one seed or the base model, which is evaluated once) and each seed's values.
+/// </summary>
+public sealed record MeasuredRow(string Model, RowKind Kind, IReadOnlyList<double?> Values, IReadOnlyList<double?>? Sd = null,
+    IReadOnlyList<IReadOnlyList<double?>>? PerSeed = null);
 
 /// <summary>
 /// A paper table next to what this package measured for it: the paper's rows of the compared model and setting, the
@@ -26,10 +30,29 @@ public sealed record TableComparison(PaperTable Paper, IReadOnlyList<PaperRow> P
 {
     /// <summary>The four measured rows from three evaluations; Δ is computed here.</summary>
     public static IReadOnlyList<MeasuredRow> Rows(IReadOnlyList<double?> baseline, IReadOnlyList<double?> sft, IReadOnlyList<double?> rft) =>
-    [
-        new("base", RowKind.Baseline, baseline), new("+SFT", RowKind.Sft, sft), new("+Visual-RFT", RowKind.VisualRft, rft),
-        new("Δ", RowKind.Delta, [.. rft.Zip(baseline, (a, b) => a - b)]),
-    ];
+        Rows(baseline, [sft], [rft]);
+
+    /// <summary>The four measured rows over seeds: +SFT, +Visual-RFT and Δ (Visual-RFT − base) as mean ± sd of the seeds' values.</summary>
+    public static IReadOnlyList<MeasuredRow> Rows(IReadOnlyList<double?> baseline, IReadOnlyList<IReadOnlyList<double?>> sft, IReadOnlyList<IReadOnlyList<double?>> rft)
+    {
+        IReadOnlyList<IReadOnlyList<double?>> delta = [.. rft.Select(r => (IReadOnlyList<double?>)[.. r.Zip(baseline, (a, b) => a - b)])];
+        MeasuredRow Over(string model, RowKind kind, IReadOnlyList<IReadOnlyList<double?>> seeds)
+        {
+            var stats = Enumerable.Range(0, seeds[0].Count).Select(i => seeds.Any(v => v[i] is null) ? (MeanSd?)null : MeanSd.Of([.. seeds.Select(v => v[i]!.Value)])).ToList();
+            return new(model, kind, [.. stats.Select(m => m?.Mean)], seeds.Count > 1 ? [.. stats.Select(m => m?.Sd)] : null, seeds);
+        }
+        return [new("base", RowKind.Baseline, baseline), Over("+SFT", RowKind.Sft, sft), Over("+Visual-RFT", RowKind.VisualRft, rft), Over("Δ", RowKind.Delta, delta)];
+    }
+
+    /// <summary>Seeds the measured rows average over.</summary>
+    public int SeedCount => Measured.Max(r => r.PerSeed?.Count ?? 1);
+
+    /// <summary>
+    /// Whether the run shows the paper's ordering on the summary column: Visual-RFT above SFT and above the base model
+    /// (means over seeds).
+    /// </summary>
+    public bool PaperOrdering => Row(RowKind.VisualRft).Values[0] is { } r && Row(RowKind.Sft).Values[0] is { } f && Row(RowKind.Baseline).Values[0] is { } b
+        && r > f && r > b;
 
     public MeasuredRow Row(RowKind kind) => Measured.First(r => r.Kind == kind);
 
@@ -53,7 +76,8 @@ public sealed record TableComparison(PaperTable Paper, IReadOnlyList<PaperRow> P
         foreach (var r in PaperRows)
             sb.AppendLine($"| paper {r.Model} {r.Setting} {Label(r.Kind)} | " + string.Join(" | ", Padded(r.Values).Select(v => Format(v, r.Kind))) + " |");
         foreach (var r in Measured)
-            sb.AppendLine($"| {Scale} {r.Model} | " + string.Join(" | ", Padded(r.Values).Select(v => Format(v, r.Kind))) + " |");
+            sb.AppendLine($"| {Scale} {r.Model} | " + string.Join(" | ", Padded(r.Values).Select((v, i) => Format(v, r.Kind) + (r.Sd is { } sd && i < sd.Count && sd[i] is { } e ? $" ± {e.ToString("F1", CultureInfo.InvariantCulture)}" : ""))) + " |");
+        if (SeedCount > 1) sb.AppendLine($"\n± : standard deviation over {SeedCount} seeds (the base model is evaluated once).");
         sb.AppendLine();
         sb.AppendLine("Settings: " + string.Join("; ", Settings.Select(kv => $"{kv.Key} {kv.Value}")) + $"; {Seconds:F0} s.");
         foreach (var n in Notes) sb.AppendLine("- " + n);

@@ -126,7 +126,7 @@ public sealed class Qwen2VLImageProcessor
 
     public ImageFeatures Preprocess(Image<Rgb24> image) => Preprocess(RgbImage.FromImageSharp(image));
 
-    /// <summary>Decodes a file with <see cref="ImageLoader.Load"/> (size limits) and preprocesses it.</summary>
+    /// <summary>Decodes a file with <see cref="ImageLoader.Load(string, long, double)"/> (size limits) and preprocesses it.</summary>
     public ImageFeatures Preprocess(string path) => Preprocess(ImageLoader.Load(path, MaxDecodePixels));
 
     /// <summary>All images in order: rows concatenated, one grid per image (spec §4.4).</summary>

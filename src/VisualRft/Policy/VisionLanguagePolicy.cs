@@ -26,12 +26,19 @@ public sealed class VisionLanguagePolicy : IDisposable
         Model = model;
         Processor = processor;
         var tok = processor.Tokenizer;
-        Compatible(model.Config, tok, e => new ArgumentException(e));
+        Compatible(model.Config, processor, e => new ArgumentException(e));
         StopTokenIds = new long[] { tok.RequireId(Qwen2Tokenizer.ImEnd), tok.RequireId(Qwen2Tokenizer.EndOfText) };
     }
 
-    static void Compatible(Qwen2VLConfig config, Qwen2Tokenizer tok, Func<string, Exception> error)
+    static void Compatible(Qwen2VLConfig config, Qwen2VLProcessor processor, Func<string, Exception> error)
     {
+        var tok = processor.Tokenizer;
+        // A processor cutting other patches than the vision tower reads makes grids the model refuses at the first batch.
+        var (ip, v) = (processor.ImageProcessor, config.Vision);
+        if ((ip.PatchSize, ip.TemporalPatchSize, ip.MergeSize) != (v.PatchSize, v.TemporalPatchSize, v.SpatialMergeSize))
+            throw error($"the image processor (preprocessor_config.json) cuts patch_size {ip.PatchSize}, temporal_patch_size {ip.TemporalPatchSize}, " +
+                        $"merge_size {ip.MergeSize}, but the model (config.json vision_config) reads patch_size {v.PatchSize}, " +
+                        $"temporal_patch_size {v.TemporalPatchSize}, spatial_merge_size {v.SpatialMergeSize}");
         if (tok.VocabSize > config.Text.VocabSize)
             throw error($"the tokenizer has {tok.VocabSize} tokens but the model's vocabulary is {config.Text.VocabSize}");
         var image = tok.RequireId(Qwen2Tokenizer.ImagePad);
@@ -49,7 +56,7 @@ public sealed class VisionLanguagePolicy : IDisposable
     public static void Check(string folder)
     {
         var config = Qwen2VLForConditionalGeneration.CheckFolder(folder);
-        try { Compatible(config, Qwen2VLProcessor.FromFolder(folder).Tokenizer, e => new InvalidDataException($"{folder}: {e}")); }
+        try { Compatible(config, Qwen2VLProcessor.FromFolder(folder), e => new InvalidDataException($"{folder}: {e}")); }
         catch (Exception e) when (e is ArgumentException or KeyNotFoundException) { throw new InvalidDataException($"{folder}: {e.Message}", e); }
     }
 
@@ -69,7 +76,9 @@ public sealed class VisionLanguagePolicy : IDisposable
     /// <summary>The vision tower's output for a processed batch, on the model's device (with gradient when autograd is on).</summary>
     public ImageInputs EncodeImages(ProcessorBatch batch)
     {
-        var grid = batch.ImageGridThwTensor() ?? throw new ArgumentException("the batch has no images", nameof(batch));
+        var images = batch.Images ?? throw new ArgumentException("the batch has no images", nameof(batch));
+        CheckGrids(images, batch);
+        var grid = images.GridThwTensor();
         return new ImageInputs(Model.EncodeImages(batch.PixelValuesTensor()!.to(Device), grid), grid);
     }
 
@@ -118,6 +127,24 @@ public sealed class VisionLanguagePolicy : IDisposable
     /// <summary>This policy's log-probs of G completions per prompt [B·G, C] (<see cref="PromptTensors.CompletionLogProbs"/>).</summary>
     internal Tensor CompletionLogProbs(PromptTensors prompts, Tensor completionIds, Tensor completionMask, double temperature) =>
         prompts.CompletionLogProbs(Model, completionIds, completionMask, temperature);
+
+    /// <summary>The batch's image grids as the vision tower needs them, a bad one named by its image (the tower's own
+    /// check names a row of a tensor only, and comes after the pixels were copied).</summary>
+    void CheckGrids(ImageFeatures images, ProcessorBatch batch)
+    {
+        var v = Model.Config.Vision;
+        if (images.PatchDim != v.PatchDim)
+            throw new ArgumentException($"the batch's pixel rows hold {images.PatchDim} values but the model's patches have {v.PatchDim} " +
+                                        $"(3 x temporal_patch_size {v.TemporalPatchSize} x patch_size {v.PatchSize}^2): it was made by another processor", nameof(batch));
+        int merge = v.SpatialMergeSize;
+        for (int i = 0; i < images.GridThw.Count; i++)
+        {
+            var (t, h, w) = images.GridThw[i];
+            if (t < 1 || h < merge || w < merge || h % merge != 0 || w % merge != 0)
+                throw new ArgumentException($"image {i} of the batch of {batch.BatchSize} prompts has grid " +
+                                            $"[t {t}, h {h}, w {w}]: h and w must be positive multiples of the model's spatial_merge_size {merge}", nameof(batch));
+        }
+    }
 
     /// <summary>Token ids of a target completion followed by <c>&lt;|im_end|&gt;</c>, as the chat template closes a turn.</summary>
     public int[] EncodeCompletion(string completion) =>

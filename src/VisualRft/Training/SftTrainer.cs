@@ -73,6 +73,8 @@ public sealed class SftTrainer : IDisposable
             VisualTask.Classification => "I compare the colour, outline and markings of the shape.",
             _ => "I find the object that the instruction describes.",
         };
+        // A pre-training corpus may leave the thinking block out of some answers: the format slip Visual-RFT's format reward fixes.
+        if (sample.Metadata.TryGetValue(SampleMetadata.Think, out var t) && t == SampleMetadata.ThinkOmitted) return $"<answer>{Answer(sample.Solution)}</answer>";
         return $"<think>{think}</think><answer>{Answer(sample.Solution)}</answer>";
     }
 

@@ -48,6 +48,18 @@ public sealed class Figure
         return this;
     }
 
+    /// <summary>Points without lines (plotly scatter, mode markers), e.g. one per seed.</summary>
+    public Figure Points(string name, IReadOnlyList<double> x, IReadOnlyList<double> y, string color)
+    {
+        Data.Add(new JsonObject
+        {
+            ["type"] = "scatter", ["mode"] = "markers", ["name"] = name, ["x"] = Numbers(x), ["y"] = Numbers(y),
+            ["marker"] = new JsonObject { ["color"] = color, ["size"] = 8 },
+        });
+        if (Data.Count > 1) ShowLegend();
+        return this;
+    }
+
     /// <summary>A shaded band between two curves (mean ± std): a hidden lower edge and an upper edge filled down to it.</summary>
     public Figure Band(string name, IReadOnlyList<double> x, IReadOnlyList<double> lower, IReadOnlyList<double> upper, string fill)
     {

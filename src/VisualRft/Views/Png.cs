@@ -19,16 +19,19 @@ public static class Png
     public static string DataUri(RgbImage image, int? width = null)
     {
         var w = Math.Clamp(width ?? image.Width, 1, image.Width);
-        return Cache.GetValue(image, _ => new()).GetOrAdd(w, w => Encode(image, w));
+        return Cache.GetValue(image, _ => new()).GetOrAdd(w, w => "data:image/png;base64," + Convert.ToBase64String(Bytes(image, w)));
     }
 
-    static string Encode(RgbImage image, int width)
+    /// <summary>The PNG file of <paramref name="image"/>, at most <paramref name="width"/> pixels wide (at full size it is
+    /// also what the engine exports store in their image columns).</summary>
+    public static byte[] Bytes(RgbImage image, int? width = null)
     {
+        var w = Math.Clamp(width ?? image.Width, 1, image.Width);
         using var img = image.ToImageSharp();
-        if (width < image.Width)
-            img.Mutate(x => x.Resize(width, Math.Max(1, (int)Math.Round(image.Height * (double)width / image.Width)), KnownResamplers.Box));
+        if (w < image.Width)
+            img.Mutate(x => x.Resize(w, Math.Max(1, (int)Math.Round(image.Height * (double)w / image.Width)), KnownResamplers.Box));
         using var ms = new MemoryStream();
         img.SaveAsPng(ms);
-        return "data:image/png;base64," + Convert.ToBase64String(ms.ToArray());
+        return ms.ToArray();
     }
 }

@@ -27,6 +27,11 @@ public static class Render
     public static View Of(Figure figure) => Chart.View(figure);
     public static View Of(Experiments.PaperTable table) => TableViews.Paper(table);
     public static View Of(Experiments.TableComparison comparison) => TableViews.Comparison(comparison);
+    public static View Of(Experiments.FewShotDetectionResult result) => ExperimentViews.FewShot(result);
+    public static View Of(LearnabilityReport report) => ExperimentViews.Learnability(report);
+    public static View Of(TinyModel.TinyModelCard card) => ExperimentViews.Card(card);
+    /// <summary>A run from verl, TRL, EasyR1 or W&amp;B, rejoined and re-scored (<see cref="Interop.Rollouts.Rescore"/>).</summary>
+    public static View Of(Interop.RescoredRun run) => ImportViews.Run(run);
 
     /// <summary>The dashboard of a list of episodes (e.g. <c>trainer.History</c>).</summary>
     public static View Of(IReadOnlyList<Episode> episodes) => TrainingViews.Dashboard(new TrainingDashboard(

@@ -12,10 +12,14 @@ public static class TableViews
         RowKind.Baseline => "baseline", RowKind.Sft => "+SFT", RowKind.VisualRft => "+Visual-RFT", RowKind.Delta => "Δ", _ => "",
     };
 
-    static string Cell(double? v, RowKind kind) => v is not { } x ? "<td class=muted>–</td>"
-        : double.IsNaN(x) ? "<td class=muted>n/a</td>"
-        : kind == RowKind.Delta ? $"<td style=\"color:{(x > 0 ? "#1a7f37" : x < 0 ? "#cf222e" : "#656d76")}\"><i>{Signed(x, 1)}</i></td>"
-        : $"<td>{N(x, 1)}</td>";
+    static string Cell(double? v, RowKind kind, double? sd = null)
+    {
+        if (v is not { } x) return "<td class=muted>–</td>";
+        if (double.IsNaN(x)) return "<td class=muted>n/a</td>";
+        var spread = sd is { } s ? $"<span class=muted style=\"font-size:11px\"> ± {N(s, 1)}</span>" : "";
+        return kind == RowKind.Delta ? $"<td style=\"color:{(x > 0 ? "#1a7f37" : x < 0 ? "#cf222e" : "#656d76")}\"><i>{Signed(x, 1)}</i>{spread}</td>"
+            : $"<td>{N(x, 1)}{spread}</td>";
+    }
 
     /// <summary>A paper table as printed, with its notes and the inconsistencies its numbers have.</summary>
     public static View Paper(PaperTable t)
@@ -36,17 +40,25 @@ public static class TableViews
         var header = c.ColumnPairs.Select(p => p.Paper == p.Measured ? E(p.Paper!) : $"{E(p.Paper ?? "–")}<br><span class=muted>↔ {E(p.Measured ?? "–")}</span>");
         var rows = c.PaperRows.Select(r => (string[])[$"<td class=l>paper: {E(r.Model)} {E(Label(r.Kind, r.Setting))}</td>", .. c.Padded(r.Values).Select(v => Cell(v, r.Kind))])
             .Append(Enumerable.Repeat("<td style=\"border:none;height:6px\"></td>", c.ColumnPairs.Count + 1).ToArray())
-            .Concat(c.Measured.Select(r => (string[])[$"<td class=l><b>{E(c.Scale)}: {E(r.Model)}</b></td>", .. c.Padded(r.Values).Select(v => Cell(v, r.Kind))]));
+            .Concat(c.Measured.Select(r => (string[])[$"<td class=l><b>{E(c.Scale)}: {E(r.Model)}</b></td>",
+                .. c.Padded(r.Values).Select((v, i) => Cell(v, r.Kind, r.Sd is { } sd && i < sd.Count ? sd[i] : null))]));
         var html = new StringBuilder($"<h4>Table {c.Paper.Number}: {E(c.Paper.Title)} — paper vs {E(c.Scale)} analogue</h4>")
             .Append($"<div class=muted>{E(c.Paper.Metric)}</div>")
             .Append(Table(["<span class=l>row</span>", .. header], rows));
+        if (c.SeedCount > 1) html.Append($"<div class=muted>± : standard deviation over {c.SeedCount} seeds; the base model is evaluated once.</div>");
         var figure = new Figure($"Table {c.Paper.Number}: {c.Columns[0]}", "", width: 420);
         double[] x = [0, 1, 2];
         var paper = c.PaperRows.Where(r => r.Kind != RowKind.Delta).ToList();
         double Summary(IReadOnlyList<double?> v) => v[0] ?? double.NaN;
         double? Pick(IEnumerable<PaperRow> rs, RowKind k) => rs.FirstOrDefault(r => r.Kind == k) is { } r ? Summary(r.Values) : null;
-        figure.Bars($"paper ({paper.FirstOrDefault()?.Model})", x, [Pick(paper, RowKind.Baseline) ?? double.NaN, Pick(paper, RowKind.Sft) ?? double.NaN, Pick(paper, RowKind.VisualRft) ?? double.NaN], "#8c959f", stack: false)
-              .Bars(c.Scale, x, [Summary(c.Row(RowKind.Baseline).Values), Summary(c.Row(RowKind.Sft).Values), Summary(c.Row(RowKind.VisualRft).Values)], "#0969da", stack: false);
+        RowKind[] kinds = [RowKind.Baseline, RowKind.Sft, RowKind.VisualRft];
+        figure.Bars($"paper ({paper.FirstOrDefault()?.Model})", x, [.. kinds.Select(k => Pick(paper, k) ?? double.NaN)], "#8c959f", stack: false)
+              .Bars($"{c.Scale} (mean)", x, [.. kinds.Select(k => Summary(c.Row(k).Values))], "#0969da", stack: false);
+        if (c.SeedCount > 1)
+        {
+            var seeds = kinds.SelectMany((k, i) => (c.Row(k).PerSeed ?? [c.Row(k).Values]).Select(v => (X: (double)i, Y: Summary(v)))).ToList();
+            figure.Points($"{c.Scale}, each seed", [.. seeds.Select(p => p.X)], [.. seeds.Select(p => p.Y)], "#1f2328");
+        }
         figure.Layout["xaxis"]!["tickvals"] = new System.Text.Json.Nodes.JsonArray(0, 1, 2);
         figure.Layout["xaxis"]!["ticktext"] = new System.Text.Json.Nodes.JsonArray("base", "+SFT", "+Visual-RFT");
         html.Append(Chart.Html(figure));

@@ -136,6 +136,19 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         }), 2, ["model.safetensors", "header length"]),
         ["no such model folder"] = (t => ["pretrain-tiny", "--from", Path.Combine(t.root, "absent"), "--steps", "0", "--out", t.Out()], 2, ["model folder not found", "absent"]),
 
+        ["config.json with a key given twice"] = (t => t.From(dir =>
+        {
+            var path = Path.Combine(dir, "config.json");
+            File.WriteAllText(path, File.ReadAllText(path).Insert(1, "\"hidden_size\": 64, "));
+        }), 2, ["config.json: not valid JSON", "hidden_size"]),
+        ["config.json is /dev/zero"] = (t => t.From(dir =>
+        {
+            File.Delete(Path.Combine(dir, "config.json"));
+            File.CreateSymbolicLink(Path.Combine(dir, "config.json"), "/dev/zero");
+        }), 2, ["config.json: not a regular file"]),
+        ["a processor that cuts other patches than the model reads"] = (t => t.From(dir => EditJson(Path.Combine(dir, "preprocessor_config.json"), j => j["merge_size"] = 4)),
+            2, ["merge_size 4", "spatial_merge_size 2"]),
+
         // --- sizes and counts from the command line, checked before any work
         ["--shots -1"] = (t => ["quickstart", "--shots", "-1", "--out", t.Out()], 1, ["option --shots: must be between 1 and"]),
         ["--shots beyond memory"] = (t => ["quickstart", "--shots", "2147483647", "--out", t.Out()], 1, ["option --shots", "must fit in"]),
@@ -151,9 +164,54 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["score a missing file"] = (t => ["score", "--task", "detection", Path.Combine(t.root, "none.jsonl")], 2, ["none.jsonl", "does not exist"]),
         ["score UTF-16"] = (t => ["score", "--task", "detection", t.TextFile("u16.jsonl", "{\"completion\": \"\", \"solution\": \"\"}\n", Encoding.Unicode)], 2, ["u16.jsonl", "UTF-16"]),
         ["--max-line-bytes 1"] = (t => ["score", "--task", "detection", "--max-line-bytes", "1"], 1, ["option --max-line-bytes"]),
+
+        // --- vrft eval: inputs bounded before parsing, options (--out included) before the inputs
+        ["eval coco --gt /dev/zero"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", t.TextFile("dt.json", "[]")], 2, ["/dev/zero: not a regular file", "annotation file"]),
+        ["eval --gt a folder"] = (t => ["eval", "coco", "--gt", t.root, "--dt", t.TextFile("dt.json", "[]")], 2, ["is a directory, where the annotation file should be"]),
+        ["eval lvis --max-dets -1"] = (t => ["eval", "lvis", "--gt", t.TextFile("gt.json", Gt), "--dt", t.TextFile("dt.json", "[]"), "--max-dets", "-1"],
+            1, ["option --max-dets: must be between 1 and"]),
+        ["eval --out where nothing can be written, found before the inputs"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", "/dev/zero", "--out", "/proc/vrft-eval.json"],
+            1, ["option --out", "/proc"]),
+        ["eval --out a folder"] = (t => ["eval", "coco", "--gt", t.TextFile("gt.json", Gt), "--dt", t.TextFile("dt.json", "[]"), "--out", t.root], 1, ["option --out", "is a folder, not a file"]),
+
+        // --- vrft run: every bad notebook named, before the kernel starts
+        ["run a file that is not JSON"] = (t => t.Run(t.TextFile("broken.ipynb", "{\"cells\": [")), 2, ["broken.ipynb: not a notebook, not valid JSON"]),
+        ["run a JSON array"] = (t => t.Run(t.TextFile("array.ipynb", "[1, 2]")), 2, ["array.ipynb: not a notebook, the JSON is a list"]),
+        ["run a notebook without cells"] = (t => t.Run(t.TextFile("nocells.ipynb", "{\"nbformat\": 4, \"metadata\": {}}")), 2, ["nocells.ipynb: not a notebook, it has no key 'cells'"]),
+        ["run a cell whose source is 42"] = (t => t.Run(t.TextFile("source42.ipynb", "{\"cells\": [{\"cell_type\": \"code\", \"source\": 42}]}")),
+            2, ["source42.ipynb: cells[0]: key 'source' must be text or a list of lines, got the number 42"]),
+        ["run a .txt file"] = (t => t.Run(t.TextFile("notes.txt", "1 + 1")), 2, ["notes.txt: not a notebook (.ipynb or .dib), the extension is '.txt'"]),
+        ["run a folder"] = (t => t.Run(t.Folder("folder.ipynb")), 2, ["folder.ipynb: is a directory, where the notebook should be"]),
+        ["run /dev/zero"] = (t => t.Run("/dev/zero"), 2, ["/dev/zero: not a notebook"]),
+        ["run a notebook that is /dev/zero"] = (t => t.Run(t.Link("zero.ipynb", "/dev/zero")), 2, ["zero.ipynb: not a regular file"]),
+        ["run a missing notebook"] = (t => t.Run(Path.Combine(t.root, "absent.ipynb")), 2, ["notebook not found", "absent.ipynb"]),
+        ["run --out a file"] = (t => [.. t.Run(t.TextFile("ok.ipynb", OneCell)).SkipLast(2), "--out", t.TextFile("a-file", "x")], 1, ["option --out", "is a file, not a folder"]),
+        ["run --out where nothing can be written"] = (t => [.. t.Run(t.TextFile("ok.ipynb", OneCell)).SkipLast(2), "--out", "/proc"], 1, ["option --out: cannot write '/proc'"]),
         ["an unknown task"] = (t => ["score", "--task", "segmentation"], 1, ["vrft score: Argument 'segmentation' not recognized", "(see vrft score --help)"]),
         ["a value of the wrong type"] = (t => ["quickstart", "--shots", "four"], 1, ["vrft quickstart: Cannot parse argument 'four' for option '--shots'"]),
     };
+
+    /// <summary>The smallest COCO annotation file: one image, one category, no annotations.</summary>
+    const string Gt = """{"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}], "annotations": []}""";
+
+    const string OneCell = """{"cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {}, "outputs": []}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}""";
+
+    string[] Run(string notebook) => ["run", notebook, "--out", Out()];
+
+    string Folder(string name)
+    {
+        var path = Path.Combine(root, name);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    string Link(string name, string target)
+    {
+        Directory.CreateDirectory(root);
+        var path = Path.Combine(root, name);
+        File.CreateSymbolicLink(path, target);
+        return path;
+    }
 
     string[] From(Action<string> edit) => ["pretrain-tiny", "--from", ModelFolder(edit), "--steps", "0", "--out", Out()];
 
@@ -181,6 +239,17 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, err.Count(ch => ch == '\n'));
         Assert.DoesNotContain("   at ", err + o);
         foreach (var s in says) Assert.Contains(s, err);
+    }
+
+    [Fact]
+    public void Vrft_run_checks_out_before_the_first_cell()
+    {
+        var marker = Path.Combine(root, "cell-ran");
+        var notebook = TextFile("marks.ipynb", OneCell.Replace("1 + 1", $"System.IO.File.WriteAllText(@\\\"{marker}\\\", \\\"\\\")"));
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Assert.Equal(1, VrftCommandLine.Run(["run", notebook, "--out", TextFile("a-file", "x")], new InvocationConfiguration { Output = o, Error = e }));
+        Assert.Contains("option --out", e.ToString());
+        Assert.False(File.Exists(marker), "a cell ran before --out was refused");
     }
 
     [Fact]

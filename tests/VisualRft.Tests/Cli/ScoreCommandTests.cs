@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using VisualRft.Cli;
 using VisualRft.Rewards;
@@ -132,6 +133,55 @@ public class ScoreCommandHostileInputTests
         Assert.Contains("longer than 65,536 bytes (--max-line-bytes); skipped", lines[0].GetProperty("error").GetString());
         Assert.Equal((1, 2), (lines[0].GetProperty("line").GetInt32(), lines[1].GetProperty("line").GetInt32()));
         Assert.Equal(0.995, lines[1].GetProperty("iou").GetDouble(), 12);
+    }
+
+    [Fact]
+    public void The_line_buffer_holds_no_more_than_the_limit()
+    {
+        // 32 MiB of zeros without a line end under a 32 MiB limit: an array grown by doubling allocated about 64 MiB on the
+        // way (issue 19: a 1 GiB limit on /dev/zero peaked at 2.86 GB); chunks allocate the limit and one chunk more.
+        const int limit = 32 << 20;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var lines = Score(new Endless(limit + 1000L, 0, Utf8("\n" + Good + "\n")), Rewards.Detection(), maxLineBytes: limit);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < limit + (2 << 20), $"{allocated:N0} bytes allocated for a line limit of {limit:N0}");
+        Assert.Equal(2, lines.Count);
+        Assert.Equal(0.995, lines[1].GetProperty("iou").GetDouble(), 12);
+    }
+
+    [Fact]
+    public void A_line_of_several_chunks_is_decoded_whole_and_a_bad_byte_named_by_its_offset()
+    {
+        // a completion of 200,000 characters, two bytes each in UTF-8: the line spans several chunks and splits characters
+        var answer = new string('é', 200_000);
+        var json = "{\"completion\": \"<answer>" + answer + "</answer>\", \"solution\": \"<answer>lotus</answer>\"}";
+        var line = Assert.Single(Score(Bytes(Utf8(json)), Rewards.Classification(RewardPreset.Strict)));
+        Assert.False(line.TryGetProperty("error", out _));
+        Assert.Equal(0, line.GetProperty("accuracy").GetDouble());
+        var bad = Utf8(json);
+        bad[150_000] = 0xFF;   // the first byte of a character, in the third chunk
+        Assert.Contains("invalid byte at offset 150000", Assert.Single(Score(Bytes(bad), Rewards.Classification())).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Vrft_score_stops_when_its_reader_closes_the_output()
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), "score", "--task", "detection"])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(start)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        // endless input, as from `yes`: written until the process is gone
+        var writer = Task.Run(() =>
+        {
+            try { while (!p.HasExited) p.StandardInput.WriteLine(Good); }
+            catch (IOException) { }   // the process closed its input by exiting
+        });
+        Assert.StartsWith("{\"line\":1,", p.StandardOutput.ReadLine());
+        p.StandardOutput.Close();   // what `| head -1` does after its line
+        Assert.True(p.WaitForExit(30_000), "vrft score kept reading after its output was closed");
+        Assert.Equal(VrftCommandLine.ExitCodes.OutputClosed, p.ExitCode);
+        Assert.Equal("", await stderr);
+        await writer.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]

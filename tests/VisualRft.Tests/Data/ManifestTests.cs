@@ -5,7 +5,8 @@ namespace VisualRft.Tests.Data;
 public class ManifestTests
 {
     static readonly string Folder = Path.Combine(Golden.RepoRoot, SyntheticDatasets.FolderName);
-    static readonly string[] Expected = ["shapes-classification", "shapes-detection", "shapes-first-look", "shapes-grounding", "shapes-ovd", "shapes-single-object"];
+    static readonly string[] Expected = ["shapes-classification", "shapes-detection", "shapes-first-look", "shapes-grounding", "shapes-ovd",
+        "shapes-pretrain", "shapes-pretrain-classification", "shapes-pretrain-grounding", "shapes-single-object"];
 
     [Fact]
     public void Every_repository_manifest_is_embedded_identically()
@@ -30,6 +31,27 @@ public class ManifestTests
             Assert.Equal("embedded:shapes-detection", SyntheticDatasets.Manifest("shapes-detection", elsewhere).Source);
             var e = Assert.Throws<ArgumentException>(() => SyntheticDatasets.Manifest("no-such-set", elsewhere));
             Assert.Contains("shapes-detection", e.Message);
+        }
+        finally { Directory.Delete(elsewhere, true); }
+    }
+
+    [Fact]
+    public void A_manifest_path_that_is_not_a_readable_file_is_an_error_not_a_fallback()
+    {
+        // issue 19: a folder in the manifest's place fell back to the embedded copy, and vrft quickstart exited 0
+        var elsewhere = Directory.CreateTempSubdirectory("vrft-manifests").FullName;
+        try
+        {
+            var folder = Path.Combine(elsewhere, SyntheticDatasets.FolderName);
+            Directory.CreateDirectory(Path.Combine(folder, "shapes-detection.json"));
+            var e = Assert.Throws<InvalidDataException>(() => SyntheticDatasets.Manifest("shapes-detection", elsewhere));
+            Assert.Contains(Path.Combine(folder, "shapes-detection.json") + ": is a directory", e.Message);
+            File.CreateSymbolicLink(Path.Combine(folder, "shapes-grounding.json"), Path.Combine(elsewhere, "gone.json"));
+            Assert.Contains("shapes-grounding.json", Assert.Throws<FileNotFoundException>(() => SyntheticDatasets.Manifest("shapes-grounding", elsewhere)).Message);
+            File.CreateSymbolicLink(Path.Combine(folder, "shapes-ovd.json"), "/dev/zero");
+            Assert.Contains("not a regular file", Assert.Throws<InvalidDataException>(() => SyntheticDatasets.Manifest("shapes-ovd", elsewhere)).Message);
+            // a name with no file in the folder still comes from the package
+            Assert.Equal("embedded:shapes-classification", SyntheticDatasets.Manifest("shapes-classification", elsewhere).Source);
         }
         finally { Directory.Delete(elsewhere, true); }
     }
@@ -69,6 +91,12 @@ public class ManifestTests
     [InlineData("\"seed\": 1,", "", "key 'seed' is missing")]
     [InlineData("\"task\": \"detection\"", "\"task\": \"open-vocabulary-detection\"", "trains on 'base' and tests on 'novel'")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"targets\": [2, 1] },", "key 'scene.targets' must be a range within [1, 3]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"faded\": 1.5 },", "key 'scene.faded' must be a share in [0, 1]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"multiTarget\": \"all\" },", "key 'scene.multiTarget' must be a number")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"solutions\": { \"confidence\": \"random\" },", "key 'solutions.confidence' unknown value 'random' (known: one, visibility)")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"solutions\": { \"withoutThink\": -0.1 },", "key 'solutions.withoutThink' must be a share in [0, 1]")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"relations\": [\"left\"],", "key 'relations' only grounding draws relations")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"solutions\": { \"tone\": 1 },", "key 'solutions.tone' unknown key")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"distractors\": [0, 3] },", "key 'scene.distractors' must be a range within [0, 2]")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.4] },", "key 'scene.objectSide' must be [min, max]")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.5, 0.9] },", "key 'scene.objectSide' must be a range within [0.1, 0.8]")]
@@ -127,7 +155,7 @@ public class ManifestTests
     {
         public bool Equals(DatasetManifest? a, DatasetManifest? b) =>
             a!.ToString() == b!.ToString() && a.BaseCategories.SequenceEqual(b.BaseCategories)
-            && a.NovelCategories.SequenceEqual(b.NovelCategories) && a.ShotOptions.SequenceEqual(b.ShotOptions);
+            && a.NovelCategories.SequenceEqual(b.NovelCategories) && a.ShotOptions.SequenceEqual(b.ShotOptions) && a.Relations.SequenceEqual(b.Relations);
         public int GetHashCode(DatasetManifest m) => m.Name.GetHashCode();
     }
 }

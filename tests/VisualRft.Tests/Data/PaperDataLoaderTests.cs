@@ -99,8 +99,56 @@ public sealed class PaperDataLoaderTests : IDisposable
         Assert.Empty(cls.Boxes);
         var lisa = PaperSamples.FromHfRow(new HfRow(Png(), null, "the thing", "<answer> (250,500),(750,1000) </answer>"), VisualTask.Grounding, "lisa/0");
         Assert.Equal([new PixelBox(10, 10, 30, 20)], lisa.Boxes);
-        var e = Assert.Throws<InvalidDataException>(() => PaperSamples.FromHfRow(new HfRow([1, 2, 3], "x.png", "q", "<answer>a</answer>"), VisualTask.Classification, "bad/7"));
-        Assert.Contains("bad/7", e.Message);
+        var e = Assert.Throws<BadImageException>(() => PaperSamples.FromHfRow(new HfRow([1, 2, 3], "x.png", "q", "<answer>a</answer>"), VisualTask.Classification, "bad/7"));
+        Assert.Contains("bad/7: image x.png", e.Message);
+    }
+
+    [Fact]
+    public void A_row_with_a_truncated_image_stops_the_load_or_is_skipped_and_counted_as_chosen()
+    {
+        var whole = Png();
+        var rows = new[]
+        {
+            new HfRow(whole, "a.png", Problem, Solution),
+            new HfRow(whole[..(whole.Length / 2)], "half-downloaded.png", Problem, Solution),
+            new HfRow(whole, null, Problem, Solution),
+        };
+        var e = Assert.Throws<BadImageException>(() => PaperSamples.FromHfRows(rows, VisualTask.Detection, "coco"));
+        Assert.Equal(("coco/1", "half-downloaded.png"), (e.SampleId, e.File));
+        Assert.StartsWith("coco/1: image half-downloaded.png: truncated PNG", e.Message);
+
+        var loaded = PaperSamples.FromHfRows(rows, VisualTask.Detection, "coco", BadImagePolicy.Skip);
+        Assert.Equal(["coco/0", "coco/2"], loaded.Samples.Select(x => x.Id));
+        var skipped = Assert.Single(loaded.Skipped);
+        Assert.Equal(("coco/1", "half-downloaded.png"), (skipped.Id, skipped.File));
+        Assert.StartsWith("2 samples, 1 skipped for their images (first: coco/1: image half-downloaded.png: truncated PNG (chunk IDAT", loaded.Summary());
+
+        // a row whose problem is wrong is no image fault: it stops the load under either choice
+        var noCategory = rows.Append(new HfRow(whole, "b.png", "find it", Solution));
+        Assert.Contains("coco/3: the detection problem names no category",
+            Assert.Throws<InvalidDataException>(() => PaperSamples.FromHfRows(noCategory, VisualTask.Detection, "coco", BadImagePolicy.Skip)).Message);
+    }
+
+    [Fact]
+    public void Queries_on_missing_or_corrupt_image_files_are_skipped_and_counted_when_asked()
+    {
+        var images = Directory.CreateDirectory(Path.Combine(dir.FullName, "val2017"));
+        File.WriteAllBytes(Path.Combine(images.FullName, "1.png"), Png());
+        File.WriteAllBytes(Path.Combine(images.FullName, "2.png"), Png()[..60]);
+        var gtPath = Path.Combine(dir.FullName, "gt.json");
+        File.WriteAllText(gtPath, """
+            {"images": [{"id": 1, "file_name": "val2017/1.png"}, {"id": 2, "file_name": "val2017/2.png"}, {"id": 3, "file_name": "val2017/3.png"}],
+             "categories": [{"id": 1, "name": "bus"}], "annotations": []}
+            """);
+        var gt = CocoDataset.Load(gtPath);
+        var queries = gt.Images.Select(i => (i, gt.Categories[0])).ToList();
+        var e = Assert.Throws<BadImageException>(() => PaperSamples.FromQueries(gt, queries, dir.FullName));
+        Assert.Equal("gt/2/bus", e.SampleId);
+        Assert.Contains("2.png", e.Message);
+        var loaded = PaperSamples.FromQueries(gt, queries, dir.FullName, BadImagePolicy.Skip);
+        Assert.Equal(["gt/1/bus"], loaded.Samples.Select(x => x.Id));
+        Assert.Equal(["gt/2/bus", "gt/3/bus"], loaded.Skipped.Select(x => x.Id));
+        Assert.Contains("not found", loaded.Skipped[1].Reason);
     }
 
     [Theory]

@@ -9,7 +9,10 @@ namespace VisualRft.Tests.Experiments;
 /// </summary>
 public class TinyTablesTests(ITestOutputHelper output)
 {
-    static readonly TinyTableOptions Smoke = new() { RftSteps = 2, SftSteps = 2, Shots = 8, TestPerCategory = 1, EvalMaxNewTokens = 24 };
+    static readonly TinyTableOptions Smoke = new()
+    {
+        Recipe = TinyRecipe.Default with { RftSteps = 2, SftSteps = 2, EvalMaxNewTokens = 24 }, Shots = 8, TestPerCategory = 1,
+    };
 
     static void CheckShape(TableComparison t)
     {

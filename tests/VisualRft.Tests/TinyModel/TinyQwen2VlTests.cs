@@ -39,7 +39,7 @@ public class TinyQwen2VlTests
         var options = new TinyPretrainOptions
         {
             VocabSize = 300, Hidden = 32, Layers = 1, VisionWidth = 16, VisionDepth = 1,
-            Stages = [new("shapes-first-look", 3, 4, 1e-3), new("shapes-single-object", 2, 1, 1e-3)],
+            Stages = [new([new("shapes-first-look", 4)], 3, 1e-3), new([new("shapes-single-object", 1), new("shapes-pretrain-classification", 1)], 2, 1e-3)],
         };
         var steps = new List<(int Stage, int Step)>();
         var ends = new List<int>();

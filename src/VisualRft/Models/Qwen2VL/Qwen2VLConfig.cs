@@ -50,7 +50,8 @@ public sealed record Qwen2VLConfig(
     {
         var text = IO.BoundedFile.ReadAllText(path, MaxFileBytes, "config file");
         JsonNode? root;
-        try { root = JsonNode.Parse(text); }
+        // A key given twice is refused while parsing: JsonObject would throw a bare ArgumentException later, naming nothing.
+        try { root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
         if (root is not JsonObject obj) throw new InvalidDataException($"{path}: the top level is not a JSON object");
         return Parse(obj, path);
