@@ -9,8 +9,9 @@ namespace VisualRft.Bench;
 /// Memory of <c>vrft run</c> over a long notebook: a generated .ipynb of trivial code cells (each declares a variable,
 /// prints a line and returns a value, so every kind of output is recorded) run by <see cref="NotebookRunner"/>; after every
 /// <see cref="Every"/> cells the managed heap after a full collection, the resident set size, and their growth since the
-/// previous sample as MB per 1,000 cells. The growth is not constant: every C# submission is compiled against the chain
-/// of all earlier ones (Roslyn scripting), so it rises with the cell count.
+/// previous sample as MB per 1,000 cells. What remains is the chain of compiled submissions Roslyn scripting keeps (about
+/// 80 MB per 1,000 cells) and the stock kernel's language-service workspace, one project per submission (about 40 MB per
+/// 1,000 cells at 1,000 cells, rising with the count).
 /// </summary>
 static class RunnerBench
 {

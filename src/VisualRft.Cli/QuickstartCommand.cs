@@ -31,7 +31,8 @@ public static class QuickstartCommand
     {
         var defaults = new FewShotDetectionOptions();
         var recipe = defaults.Recipe;
-        var steps = new Option<int>("--steps") { Description = "Visual-RFT and SFT steps", DefaultValueFactory = _ => recipe.RftSteps };
+        var steps = new Option<int>("--steps") { Description = "Visual-RFT steps", DefaultValueFactory = _ => recipe.RftSteps };
+        var sftSteps = new Option<int>("--sft-steps") { Description = "SFT steps", DefaultValueFactory = _ => recipe.SftSteps };
         var shots = new Option<int>("--shots") { Description = "training images per novel category (1, 2, 4, 8, 16)", DefaultValueFactory = _ => defaults.Shots };
         var test = new Option<int>("--test") { Description = "held-out images per novel category", DefaultValueFactory = _ => defaults.TestPerCategory };
         var split = new Option<string>("--split") { Description = "held-out split to score: test, or validation (for choosing settings)", DefaultValueFactory = _ => "test" };
@@ -46,7 +47,7 @@ public static class QuickstartCommand
         var (seed, seeds) = SeedOptions();
         var model = new Option<DirectoryInfo?>("--model") { Description = "a Hugging Face model folder to start from instead of the built-in tiny model" };
         var cmd = new Command("quickstart", "Few-shot detection with Visual-RFT vs SFT on the built-in tiny model (CPU, a few minutes)")
-            { steps, shots, test, split, preset, output, model, lr, sftLr, beta, prompts, seed, seeds };
+            { steps, sftSteps, shots, test, split, preset, output, model, lr, sftLr, beta, prompts, seed, seeds };
         cmd.SetAction(parse =>
         {
             var o = parse.InvocationConfiguration.Output;
@@ -74,7 +75,7 @@ public static class QuickstartCommand
                 HeldOut = parse.GetValue(split) == "validation" ? HeldOutSplit.Validation : HeldOutSplit.Test,
                 Recipe = recipe with
                 {
-                    RftSteps = stepCount, SftSteps = stepCount, Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                    RftSteps = stepCount, SftSteps = OptionChecks.InRange(parse, sftSteps, 1, MaxSteps), Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
                     Grpo = recipe.Grpo with
                     {
                         LearningRate = learningRate, Beta = betaValue,

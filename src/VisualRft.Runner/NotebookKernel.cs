@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Runtime.Loader;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Scripting;
 using Microsoft.DotNet.Interactive;
 using Microsoft.DotNet.Interactive.Commands;
 using Microsoft.DotNet.Interactive.CSharp;
@@ -40,6 +42,7 @@ public static class NotebookKernel
         // What `#r "nuget: VisualRft.Interactive"` would have referenced: the extension and everything it builds on.
         csharp.AddAssemblyReferences(HostAssemblyPaths());
         csharp.AddMiddleware(AnswerHostedPackages);
+        PassEachReferenceOnce(csharp);
 
         var composite = new CompositeKernel { csharp };
         composite.DefaultKernelName = csharp.Name;
@@ -47,6 +50,37 @@ public static class NotebookKernel
         LoadExtensionBeforeFirstCell(composite);
         LoadExtensionsOfRestoredPackages(composite);
         return composite;
+    }
+
+    /// <summary>The kernel's script options (<c>CSharpKernel._scriptOptions</c>, private in Microsoft.DotNet.Interactive.CSharp
+    /// 1.0.0-beta.26120.1); null where a later version renamed it, and then nothing is trimmed (RunnerMemoryTests fails).</summary>
+    static readonly FieldInfo? ScriptOptionsField =
+        typeof(CSharpKernel).GetField("_scriptOptions", BindingFlags.NonPublic | BindingFlags.Instance) is { } f
+        && f.FieldType == typeof(ScriptOptions) ? f : null;
+
+    /// <summary>
+    /// The stock kernel hands every submission all its references again (about 50 here), and Roslyn appends the previous
+    /// submission's explicit references to each new one without removing duplicates (CommonReferenceManager: "Add all
+    /// explicit references of the previous script compilation"), so submission n keeps n × 50 references and a map sized for
+    /// them: memory grew quadratically, 1.0 GB of heap after 1,000 trivial cells. A reference is inherited by every later
+    /// submission once one submission compiled with it, so after each command the options keep only references no
+    /// compiled submission had yet (a <c>#r</c> that a failed cell added stays until a cell compiles).
+    /// </summary>
+    static void PassEachReferenceOnce(CSharpKernel csharp)
+    {
+        if (ScriptOptionsField is null) return;
+        var compiled = new HashSet<MetadataReference>(ReferenceEqualityComparer.Instance);
+        Script? last = null;
+        csharp.AddMiddleware(async (command, context, next) =>
+        {
+            await next(command, context);
+            if (csharp.ScriptState?.Script is not { } script || ReferenceEquals(script, last)) return;
+            for (var s = script; s is not null && !ReferenceEquals(s, last); s = s.Previous)
+                compiled.UnionWith(s.Options.MetadataReferences);
+            last = script;
+            var options = (ScriptOptions)ScriptOptionsField.GetValue(csharp)!;
+            ScriptOptionsField.SetValue(csharp, options.WithReferences(options.MetadataReferences.Where(r => !compiled.Contains(r))));
+        });
     }
 
     static async Task AnswerHostedPackages(KernelCommand command, KernelInvocationContext context, KernelPipelineContinuation next)

@@ -102,31 +102,35 @@ public static class Diagnostics
     public static LearnabilityReport Judge(LearnabilityReport r)
     {
         var findings = new List<string>();
+        var against = new List<string>(); // the findings that make the verdict "no", strongest first
         string P(double v) => $"{100 * v:F0} %";
         var direction = r.Task == VisualTask.Classification || r.TargetHitRate > r.DistractorHitRate;
         var amplifiable = r.PassG >= 0.25 && r.PassG >= r.Pass1 + 0.1;
         var signal = r.SignalShare >= 0.5;
+        void Add(string finding, bool isAgainst) { findings.Add(finding); if (isAgainst) against.Add(finding); }
         if (r.PassG < 0.1)
-            findings.Add($"Only {P(r.PassG)} of the prompts get a right answer among {r.G} samples: GRPO has almost nothing to amplify. Teach the task first (SFT, a stronger base model) or make it easier.");
+            Add($"Only {P(r.PassG)} of the prompts get a right answer among {r.G} samples: GRPO has almost nothing to amplify. Teach the task first (SFT, a stronger base model) or make it easier.", true);
         else if (amplifiable)
-            findings.Add($"pass@{r.G} {r.PassG:F2} against sampled pass@1 {r.Pass1:F2}: right answers are sampled for many prompts but not yet preferred — what GRPO sharpens.");
+            Add($"pass@{r.G} {r.PassG:F2} against sampled pass@1 {r.Pass1:F2}: right answers are sampled for many prompts but not yet preferred — what GRPO sharpens.", false);
         else if (r.Pass1 > 0.9)
-            findings.Add($"Sampled pass@1 is already {r.Pass1:F2}: little is left to gain from this reward.");
+            Add($"Sampled pass@1 is already {r.Pass1:F2}: little is left to gain from this reward.", false);
         else
-            findings.Add($"pass@{r.G} {r.PassG:F2} is close to pass@1 {r.Pass1:F2}: the samples of a prompt mostly agree, so groups rarely contrast a right and a wrong answer.");
-        if (!direction && r.Task != VisualTask.Classification)
-            findings.Add($"The model boxes distractors ({P(r.DistractorHitRate)} of the answers) as often as targets ({P(r.TargetHitRate)}): the reward has no direction, the rewarded answers are lucky picks.");
-        else if (r.Task != VisualTask.Classification)
-            findings.Add($"Targets are hit more often than distractors ({P(r.TargetHitRate)} against {P(r.DistractorHitRate)} of the answers): the reward points somewhere.");
-        findings.Add(signal
+            Add($"pass@{r.G} {r.PassG:F2} is close to pass@1 {r.Pass1:F2}: the samples of a prompt mostly agree, so groups rarely contrast a right and a wrong answer.", false);
+        if (r.Task != VisualTask.Classification)
+            Add(direction
+                ? $"Targets are hit more often than distractors ({P(r.TargetHitRate)} against {P(r.DistractorHitRate)} of the answers): the reward points somewhere."
+                : $"The model boxes distractors ({P(r.DistractorHitRate)} of the answers) as often as targets ({P(r.TargetHitRate)}): the reward has no direction, the rewarded answers are lucky picks.",
+                !direction);
+        Add(signal
             ? $"{P(r.SignalShare)} of the groups have rewards that differ (zero-std groups: {P(r.ZeroStdShare)})."
-            : $"{P(r.ZeroStdShare)} of the groups have all-equal rewards and so zero advantages: raise G, the temperature, or the task's difficulty.");
+            : $"{P(r.ZeroStdShare)} of the groups have all-equal rewards and so zero advantages: raise G, the temperature, or the task's difficulty.",
+            !signal);
         if (r.FormatFailureRate > 0.05)
-            findings.Add($"{P(r.FormatFailureRate)} of the answers break the format: the format reward has something to fix first.");
-        var learnable = signal && direction && r.PassG >= 0.1;
+            Add($"{P(r.FormatFailureRate)} of the answers break the format: the format reward has something to fix first.", false);
+        var learnable = against.Count == 0;
         var verdict = learnable
             ? $"GRPO has signal on {P(r.SignalShare)} of prompts: pass@{r.G} {r.PassG:F2}, pass@1 {r.Pass1:F2}" + (amplifiable ? " — learnable." : " — learnable, with little room.")
-            : $"Little for GRPO to learn: {string.Join(" ", findings.Where(f => !f.StartsWith("Targets", StringComparison.Ordinal)).Take(1))}";
+            : $"Little for GRPO to learn: {against[0]}";
         return r with { Learnable = learnable, Verdict = verdict, Findings = findings };
     }
 

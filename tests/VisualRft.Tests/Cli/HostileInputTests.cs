@@ -96,7 +96,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         {
             c["hidden_size"] = 256; c["vision_config"]!["hidden_size"] = 256;
             c["rope_scaling"]!["mrope_section"] = new JsonArray(8, 12, 12);
-        })), 2, ["config.json", "do not match", "wrong shape", "model.embed_tokens.weight: checkpoint [527,128], model [527,256]"]),
+        })), 2, ["config.json", "do not match", "wrong shape", "model.embed_tokens.weight: checkpoint [675,128], model [675,256]"]),
         ["config.json is a folder"] = (t => t.From(dir => { File.Delete(Path.Combine(dir, "config.json")); Directory.CreateDirectory(Path.Combine(dir, "config.json")); }),
             2, ["config.json", "is a directory"]),
         ["a 2 MB config.json"] = (t => t.From(dir => File.WriteAllText(Path.Combine(dir, "config.json"), "{\"x\": \"" + new string('a', 2 << 20) + "\"}")),
@@ -155,6 +155,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["--test -5"] = (t => ["quickstart", "--test", "-5", "--out", t.Out()], 1, ["option --test: must be between 1 and"]),
         ["--steps -1"] = (t => ["quickstart", "--steps", "-1", "--out", t.Out()], 1, ["option --steps: must be between 1 and"]),
         ["--lr NaN"] = (t => ["quickstart", "--lr", "NaN", "--out", t.Out()], 1, ["option --lr: must be a finite positive number"]),
+        ["table --sft-steps 0"] = (t => ["table", "3", "--sft-steps", "0", "--out", t.Out()], 1, ["option --sft-steps: must be between 1 and"]),
         ["--out is a file"] = (t => ["quickstart", "--out", t.TextFile("a-file", "x")], 1, ["option --out", "is a file"]),
         ["--images-per-category beyond memory"] = (t => ["pretrain-tiny", "--images-per-category", "2147483647", "--out", t.Out()], 1, ["option --images-per-category"]),
         ["pretrain --steps -1"] = (t => ["pretrain-tiny", "--steps", "-1", "--out", t.Out()], 1, ["option --steps"]),

@@ -34,10 +34,15 @@ public sealed class SyntheticDatasetTests : IClassFixture<SyntheticDatasetTests.
     }
 
     [Theory]
-    [InlineData("shapes-detection", "e05bc7d99d155de3")]
-    [InlineData("shapes-ovd", "89cb76fa250c6a65")]
+    [InlineData("shapes-detection", "f59469dfd0d64ab9")]
+    [InlineData("shapes-ovd", "de0f00086d17b82a")]
     [InlineData("shapes-classification", "14816c01e81d4336")]
     [InlineData("shapes-grounding", "947715ba190d2214")]
+    [InlineData("shapes-pretrain", "2a0d263cd6a1d1f8")]
+    [InlineData("shapes-pretrain-classification", "602363cc560a606f")]
+    [InlineData("shapes-pretrain-grounding", "6b415356f348093f")]
+    [InlineData("shapes-single-object", "938bf5021622b06b")]
+    [InlineData("shapes-first-look", "a83536ca4808090a")]
     public void Generators_are_pinned(string name, string fingerprint16)
     {
         // Regression pin: a change to any generator silently changes every dataset and every number measured on it.
@@ -165,7 +170,10 @@ public sealed class SyntheticDatasetTests : IClassFixture<SyntheticDatasetTests.
     [Fact]
     public void Objects_are_painted_in_their_colour()
     {
-        foreach (var s in sets.Detection.Test.Concat(sets.Grounding.Test))
+        // Without faded objects: a faded one is blended with the background on purpose (SceneSpec.FadedShare).
+        var m = SyntheticDatasets.Manifest("shapes-detection");
+        var clear = SyntheticDataset.Generate(m with { Scene = m.Scene with { FadedShare = 0 } }, DatasetSplit.Test);
+        foreach (var s in clear.Concat(sets.Grounding.Test))
             foreach (var o in s.Objects)
             {
                 var colour = o.Category.Split(' ')[0];

@@ -47,7 +47,7 @@ public class TinyAnalogueTests
             Assert.Contains(card.Seen["classification classes"], s => s.StartsWith(attribute + " ", StringComparison.Ordinal));
         }
         Assert.Equal(["smallest-colour", "largest-shape"], card.Unseen["grounding relations (Table 6)"]);
-        Assert.Contains("never seen", ExperimentViewsText(card));
+        Assert.Contains("Never seen labelled", ExperimentViewsText(card));
     }
 
     static string ExperimentViewsText(TinyModelCard card) => VisualRft.Views.Render.Of(card).Html;
@@ -126,6 +126,11 @@ public class TinyAnalogueTests
         var lucky = Rates(pass1: 0.1, passG: 0.3, zeroStd: 0.4, target: 0.1, distractor: 0.2);
         Assert.False(lucky.Learnable);
         Assert.Contains(lucky.Findings, f => f.Contains("the reward has no direction"));
+        // the verdict names what is wrong, not a finding in the model's favour
+        var sampledButUndirected = Rates(pass1: 0.24, passG: 0.56, zeroStd: 0.1, target: 0.2, distractor: 0.3);
+        Assert.False(sampledButUndirected.Learnable);
+        Assert.Contains("the reward has no direction", sampledButUndirected.Verdict);
+        Assert.Contains("zero advantages", Rates(pass1: 0.3, passG: 0.6, zeroStd: 0.7, target: 0.3, distractor: 0.1).Verdict);
         var hopeless = Rates(pass1: 0.01, passG: 0.05, zeroStd: 0.9, target: 0.01, distractor: 0);
         Assert.False(hopeless.Learnable);
         Assert.Contains("nothing to amplify", hopeless.Verdict);
