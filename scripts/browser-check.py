@@ -16,6 +16,7 @@ https request to the NuGet registry (reachable from CI) must fail. Chromium spea
 import base64, json, os, re, select, shutil, subprocess, sys, time
 
 OFFLINE_PROBE = "https://api.nuget.org/v3/index.json"
+SHOT_WIDTH = 1280
 # Belt and braces: inside an unshared network namespace nothing is reachable anyway; without one, a dead proxy and a
 # resolver that knows no host keep Chromium off the network.
 OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
@@ -116,6 +117,9 @@ def check_page(browser, page, expectations, allowed_failures, screenshots):
     url = "file://" + os.path.abspath(page)
     browser.events.clear()
     started = time.time()
+    # The page loads, draws and is measured at the width it is shot at: Chromium's default window is 780 px wide, where
+    # text wraps more, so a height measured there and shot at 1280 px ended in thousands of pixels of blank page.
+    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=SHOT_WIDTH, height=800, deviceScaleFactor=1, mobile=False)
     browser.call("Page.navigate", session=True, url=url)
     if browser.wait_for("Page.loadEventFired", timeout=120) is None:
         return [f"{page}: did not finish loading in 120 s"]
@@ -157,14 +161,14 @@ def check_page(browser, page, expectations, allowed_failures, screenshots):
 
     metrics = browser.call("Page.getLayoutMetrics", session=True)
     height = min(int(metrics["cssContentSize"]["height"]) + 1, 20000)
-    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=height, deviceScaleFactor=1, mobile=False)
+    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=SHOT_WIDTH, height=height, deviceScaleFactor=1, mobile=False)
     shot = browser.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True)
     os.makedirs(screenshots, exist_ok=True)
     png = os.path.join(screenshots, os.path.splitext(os.path.basename(page))[0] + ".png")
     with open(png, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
     browser.call("Emulation.clearDeviceMetricsOverride", session=True)
-    print(f"  screenshot {png} (1280x{height}), {time.time() - started:.1f} s")
+    print(f"  screenshot {png} ({SHOT_WIDTH}x{height}), {time.time() - started:.1f} s")
     return failures
 
 

@@ -1,8 +1,4 @@
 using Microsoft.DotNet.Interactive.Formatting;
-using VisualRft.Data;
-using VisualRft.Evaluation;
-using VisualRft.Grpo;
-using VisualRft.Policy;
 using VisualRft.Views;
 
 namespace VisualRft.Interactive;
@@ -15,15 +11,9 @@ public static class Formatters
 {
     public const string Svg = "image/svg+xml";
 
-    /// <summary>The types with a view. Lists register by interface: a <c>List&lt;EvaluationReport&gt;</c> shows as a table.</summary>
-    public static readonly Type[] Types =
-    [
-        typeof(VisualSample), typeof(SyntheticDataset), typeof(RolloutGroup), typeof(ScoredGroup), typeof(AdvantageBatch),
-        typeof(Episode), typeof(UpdateResult), typeof(TrainingDashboard), typeof(EvaluationReport), typeof(IReadOnlyList<EvaluationReport>),
-        typeof(IReadOnlyList<Episode>), typeof(VisionLanguagePolicy), typeof(GrpoTrainer), typeof(Figure), typeof(View),
-        typeof(Experiments.PaperTable), typeof(Experiments.TableComparison), typeof(Experiments.FewShotDetectionResult),
-        typeof(Evaluation.LearnabilityReport), typeof(TinyModel.TinyModelCard), typeof(Interop.RescoredRun),
-    ];
+    /// <summary>The types with a view (<see cref="Render.Types"/>) and a view itself. Lists register by interface: a
+    /// <c>List&lt;EvaluationReport&gt;</c> shows as a table.</summary>
+    public static readonly Type[] Types = [.. Render.Types, typeof(View)];
 
     public static void Register()
     {

@@ -12,9 +12,6 @@ public sealed record LvisEvaluation(IReadOnlyList<KeyValuePair<string, double>> 
 {
     public double this[int index] => Results[index].Value;
 
-    public double Stat(string key) => Results.FirstOrDefault(kv => kv.Key == key) is { Key: not null } kv ? kv.Value
-        : throw new KeyNotFoundException($"no LVIS summary value '{key}' (have: {string.Join(", ", Results.Select(r => r.Key))})");
-
     public override double PaperAp(CategoryAp category) => category.ApAllAreas;
 }
 

@@ -45,13 +45,11 @@ public static class PolicyEvaluator
         var sampling = new SamplingOptions(MaxNewTokens: maxNewTokens, Greedy: true, StopTokenIds: policy.StopTokenIds, PadTokenId: policy.PadTokenId);
         var completions = Answer(policy, samples, sampling, 1, null, batchSize, progress).Completions;
         var scored = samples.Select((s, i) => new EvaluatedSample(s, completions[i], reward.Score(completions[i], s.Solution))).ToList();
-        var names = scored[0].Reward.Components.Select(c => c.Name);
-        var components = names.ToDictionary(n => n, n => scored.Select(e => e.Reward[n]).ToArray());
         var task = samples[0].Task;
         var answers = task == VisualTask.Classification
             ? scored.Select(e => (string?)Answers.ParseClassification(e.Completion, RewardPreset.VisualRft).AnswerText).ToList() : null;
         var labels = scored.Select(e => e.Sample.Category).ToList();
-        return new EvaluationReport(label, scored, RewardStat.OfComponents(components), RewardStat.Of(scored.Select(e => e.Reward.Total).ToArray()),
+        return new EvaluationReport(label, scored, RewardStat.OfComponents(RewardBreakdown.ByComponent([.. scored.Select(e => e.Reward)])), RewardStat.Of(scored.Select(e => e.Reward.Total).ToArray()),
             task == VisualTask.Detection ? DetectionQuality(scored) : null,
             answers is null ? null : ClassificationMetrics.Accuracy(answers, labels),
             task == VisualTask.Grounding ? GroundingMetrics.MeanIoU(

@@ -1,18 +1,20 @@
 using TorchSharp;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 
 namespace VisualRft.Grpo;
 
-/// <summary>Group-normalised advantages of one batch of B·G rewards (groups are consecutive runs of G).</summary>
-/// <param name="Advantages">[B·G], float, constant over each completion's tokens.</param>
+/// <summary><see cref="GroupAdvantages.Of"/> on tensors: advantages of one batch of B·G rewards (groups are consecutive
+/// runs of G).</summary>
+/// <param name="Advantages">[B·G], constant over each completion's tokens.</param>
 /// <param name="GroupMean">[B] mean reward of each group.</param>
 /// <param name="GroupStd">[B] unbiased std of each group (always the group's, whatever the scaling).</param>
 /// <param name="ZeroStdGroups">Groups whose rewards are all equal: their advantages are 0 and only the KL term trains
 /// them (visual-rft-spec.md §8, "zero-advantage groups").</param>
-public sealed record GroupAdvantages(Tensor Advantages, Tensor GroupMean, Tensor GroupStd, bool[] ZeroStdGroups) : IDisposable
+public sealed record GroupAdvantageTensors(Tensor Advantages, Tensor GroupMean, Tensor GroupStd, bool[] ZeroStdGroups) : IDisposable
 {
     /// <summary>TRL's <c>frac_reward_zero_std</c>.</summary>
-    public double FractionZeroStd => ZeroStdGroups.Length == 0 ? 0 : ZeroStdGroups.Count(z => z) / (double)ZeroStdGroups.Length;
+    public double FractionZeroStd => GroupAdvantages.FractionZeroStd(ZeroStdGroups);
 
     public void Dispose()
     {
@@ -25,13 +27,15 @@ public sealed record GroupAdvantages(Tensor Advantages, Tensor GroupMean, Tensor
 /// <summary>The loss of one micro-batch and its metrics (plain doubles, read once after the forward pass).</summary>
 /// <param name="Loss">Scalar with the autograd graph (detached when returned by <see cref="GrpoLoss.Backward"/>).</param>
 /// <param name="MeanKl">Masked token mean of the k3 KL; null when there is no reference (β = 0).</param>
+/// <param name="TokenKl">The k3 KL per token [N, C], detached, 0 on padding: the values the loss used and
+/// <see cref="MeanKl"/> averages; null when there is no reference.</param>
 /// <param name="ClipLow">Share of tokens clipped from below with a negative advantage (TRL <c>clip_ratio/low_mean</c>).</param>
 /// <param name="ClipHigh">Share of tokens clipped from above with a positive advantage (TRL <c>clip_ratio/high_mean</c>).</param>
 /// <param name="ClipRegion">Low or high: the tokens whose gradient the clip removes (TRL <c>clip_ratio/region_mean</c>).</param>
 /// <param name="OutOfRangeFraction">Share of tokens whose ratio lies outside [1 − ε_low, 1 + ε_high] whatever the
 /// advantage's sign: the golden fixture's <c>clipped_fraction</c>.</param>
 /// <param name="Tokens">Active (masked-in) completion tokens.</param>
-public sealed record GrpoLossResult(Tensor Loss, double? MeanKl, double ClipLow, double ClipHigh, double ClipRegion,
+public sealed record GrpoLossResult(Tensor Loss, double? MeanKl, Tensor? TokenKl, double ClipLow, double ClipHigh, double ClipRegion,
     double OutOfRangeFraction, long Tokens)
 {
     public double LossValue => Loss.to_type(ScalarType.Float64).item<double>();
@@ -60,21 +64,17 @@ public static class GrpoLoss
     /// </summary>
     public const double LogRatioClamp = 20.0;
 
-    /// <summary>TRL's group-std epsilon: A = (r − mean)/(std + 1e-4).</summary>
-    public const double StdEpsilon = 1e-4;
-
     /// <summary>
-    /// Advantages of rewards [B·G] ordered group by group. The mean is always per group; <paramref name="scaling"/>
-    /// picks the divisor (spec §2.1; TRL <c>scale_rewards</c>). Std is unbiased (N − 1), like <c>torch.std</c>.
-    /// A group is flagged zero-std when its std ≤ 1e-8 (TRL: <c>isclose(std, 0)</c>).
+    /// <see cref="GroupAdvantages.Of"/> on a rewards tensor [B·G] ordered group by group, in its dtype and on its device.
     /// </summary>
-    public static GroupAdvantages Advantages(Tensor rewards, int groupSize, RewardScaling scaling = RewardScaling.Group)
+    public static GroupAdvantageTensors Advantages(Tensor rewards, int groupSize, RewardScaling scaling = RewardScaling.Group)
     {
         if (rewards.dim() != 1) throw new ArgumentException($"rewards must be 1-D [B·G], got shape [{string.Join(",", rewards.shape)}]", nameof(rewards));
         if (groupSize < 2) throw new ArgumentException($"group size must be >= 2, got {groupSize}", nameof(groupSize));
         var n = rewards.shape[0];
         if (n == 0 || n % groupSize != 0) throw new ArgumentException($"{n} rewards do not split into groups of {groupSize}", nameof(rewards));
         if (!rewards.is_floating_point()) throw new ArgumentException($"rewards must be floating point, got {rewards.dtype}", nameof(rewards));
+        using var finalizers = TorchRuntime.HoldFinalizers();
         if (!rewards.isfinite().all().item<bool>()) throw new ArgumentException("rewards contain NaN or inf; sanitise the reward functions (spec §8: NaN confidence)", nameof(rewards));
 
         using var scope = NewDisposeScope();
@@ -84,22 +84,32 @@ public static class GrpoLoss
         var centred = rewards.detach() - mean.repeat_interleave(groupSize);
         var adv = scaling switch
         {
-            RewardScaling.Group => centred / (std.repeat_interleave(groupSize) + StdEpsilon),
-            RewardScaling.Batch => centred / (rewards.detach().std(unbiased: true) + StdEpsilon),
+            RewardScaling.Group => centred / (std.repeat_interleave(groupSize) + GroupAdvantages.StdEpsilon),
+            RewardScaling.Batch => centred / (rewards.detach().std(unbiased: true) + GroupAdvantages.StdEpsilon),
             RewardScaling.None => centred,
             _ => throw new ArgumentOutOfRangeException(nameof(scaling), scaling, "unknown reward scaling"),
         };
-        var zero = std.abs().le(1e-8).cpu().data<bool>().ToArray();
-        return new GroupAdvantages(adv.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope(), zero);
+        var zero = std.abs().le(GroupAdvantages.ZeroStd).cpu().data<bool>().ToArray();
+        return new GroupAdvantageTensors(adv.MoveToOuterDisposeScope(), mean.MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope(), zero);
     }
 
     /// <summary>k3 KL estimator per token: exp(ref − logp) − (ref − logp) − 1 ≥ 0, log-ratio clamped (<see cref="LogRatioClamp"/>).</summary>
     public static Tensor KlK3(Tensor logps, Tensor refLogps)
     {
+        using var finalizers = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         var d = (refLogps - logps).clamp(-LogRatioClamp, LogRatioClamp);
         return (d.exp() - d - 1).MoveToOuterDisposeScope();
     }
+
+    /// <summary><see cref="KlK3(Tensor, Tensor)"/> on one completion's plain values, 0 where <paramref name="mask"/> is
+    /// false: a token trace's KL (in double, then float).</summary>
+    public static float[] KlK3(float[] logps, float[] refLogps, bool[] mask) => [.. logps.Select((logp, t) =>
+    {
+        if (!mask[t]) return 0f;
+        var d = Math.Clamp((double)refLogps[t] - logp, -LogRatioClamp, LogRatioClamp);
+        return (float)(Math.Exp(d) - d - 1);
+    })];
 
     /// <summary>
     /// The loss of one micro-batch. <paramref name="oldLogps"/> null means μ = 1 (old = <paramref name="logps"/> detached,
@@ -119,6 +129,7 @@ public static class GrpoLoss
             throw new ArgumentException("dapo with gradient accumulation needs dapoTokenCount = active tokens of the whole accumulated batch", nameof(dapoTokenCount));
         if (dapoTokenCount is { } dt && !(dt > 0)) throw new ArgumentOutOfRangeException(nameof(dapoTokenCount), dt, "must be > 0");
 
+        using var finalizers = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         var mask = completionMask.to_type(logps.dtype);
         var tokens = mask.sum();
@@ -127,12 +138,9 @@ public static class GrpoLoss
         var a = advantages.reshape(-1, 1).to_type(logps.dtype);
         var clipped = ratio.clamp(1 - options.EpsilonLow, 1 + options.EpsilonHigh);
         var perToken = -torch.minimum(ratio * a, clipped * a);
-        Tensor? kl = null;
-        if (options.Beta != 0)
-        {
-            kl = KlK3(logps, refLogps!);
-            perToken = perToken + options.Beta * kl;
-        }
+        // The KL once, whenever a reference is given: for the loss when β ≠ 0, and for the metrics.
+        var kl = refLogps is null ? null : KlK3(logps, refLogps) * mask;
+        if (options.Beta != 0) perToken = perToken + options.Beta * kl!;
         var masked = perToken * mask;
         var loss = options.LossType switch
         {
@@ -151,9 +159,8 @@ public static class GrpoLoss
         var above = ratio.gt(1 + options.EpsilonHigh);
         var low = below.logical_and(a.lt(0));
         var high = above.logical_and(a.gt(0));
-        var klForMetric = kl ?? (refLogps is null ? null : KlK3(logps, refLogps));
-        double? meanKl = klForMetric is null ? null : MaskedMean(klForMetric);
-        return new GrpoLossResult(loss.MoveToOuterDisposeScope(), meanKl, MaskedMean(low), MaskedMean(high),
+        double? meanKl = kl is null ? null : MaskedMean(kl);
+        return new GrpoLossResult(loss.MoveToOuterDisposeScope(), meanKl, kl?.detach().MoveToOuterDisposeScope(), MaskedMean(low), MaskedMean(high),
             MaskedMean(low.logical_or(high)), MaskedMean(below.logical_or(above)), (long)D(tokens));
     }
 
@@ -166,12 +173,13 @@ public static class GrpoLoss
     public static GrpoLossResult Backward(Func<Tensor> policyLogps, Tensor? oldLogps, Tensor? refLogps, Tensor advantages,
         Tensor completionMask, GrpoOptions options, int accumulationSteps = 1, double? dapoTokenCount = null)
     {
+        using var finalizers = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         var logps = policyLogps();
         if (!logps.requires_grad) throw new ArgumentException("the policy log-probs do not require grad (computed under no_grad?)", nameof(policyLogps));
         var r = Compute(logps, oldLogps, refLogps, advantages, completionMask, options, accumulationSteps, dapoTokenCount);
         r.Loss.backward();
-        return r with { Loss = r.Loss.detach().MoveToOuterDisposeScope() };
+        return r with { Loss = r.Loss.detach().MoveToOuterDisposeScope(), TokenKl = r.TokenKl?.MoveToOuterDisposeScope() };
     }
 
     static void CheckShapes(Tensor logps, Tensor? old, Tensor? reference, Tensor adv, Tensor mask, GrpoOptions o)

@@ -1,42 +1,65 @@
-using VisualRft.Models.Qwen2VL;
+using VisualRft.Policy;
+using VisualRft.Rewards;
 using static TorchSharp.torch;
 
 namespace VisualRft.Grpo;
 
-/// <summary>One prompt's image: pixels and grid as processed, and the policy's embeddings of it.</summary>
-internal sealed record PromptImage(Tensor Pixels, Tensor GridThw, Tensor Embeds)
-{
-    public ImageInputs Inputs => new(Embeds, GridThw);
-}
-
 /// <summary>
-/// What an update needs from a rollout, kept by the trainer (never handed to a notebook): left-padded prompts [B, P],
-/// completion ids and mask [B·G, C], reference log-probs (β ≠ 0), old log-probs (μ &gt; 1) and, per prompt, the policy's
-/// image embeddings with their autograd graph — reused by the first policy pass so that the vision tower runs once per
-/// prompt. A graph can be walked back only once: after the first update the embeddings are recomputed from the pixels.
+/// What an update needs from a rollout, owned by the trainer that made it (never by a record): the prompts with the
+/// policy's image embeddings and their graph (<see cref="PromptTensors"/>), completion ids and mask [B·G, C], reference
+/// log-probs (β ≠ 0) and old log-probs (μ &gt; 1).
 /// </summary>
-internal sealed class RolloutTensors(Tensor promptIds, Tensor promptMask, IReadOnlyList<PromptImage> images,
-    Tensor completionIds, Tensor completionMask, Tensor? refLogps, Tensor? oldLogps) : IDisposable
+internal sealed class RolloutTensors(PromptTensors prompts, Tensor completionIds, Tensor completionMask, Tensor? refLogps, Tensor? oldLogps)
+    : IDisposable
 {
-    public Tensor PromptIds { get; } = promptIds;
-    public Tensor PromptMask { get; } = promptMask;
-    public IReadOnlyList<PromptImage> Images { get; } = images;
+    public PromptTensors Prompts { get; } = prompts;
     public Tensor CompletionIds { get; } = completionIds;
     public Tensor CompletionMask { get; } = completionMask;
     public Tensor? RefLogps { get; } = refLogps;
     public Tensor? OldLogps { get; } = oldLogps;
-
-    /// <summary>True once a backward pass has consumed the embeddings' graph.</summary>
-    public bool GraphSpent { get; set; }
-
-    public int G => (int)(CompletionIds.shape[0] / PromptIds.shape[0]);
 
     /// <summary>Active completion tokens (the dapo normaliser).</summary>
     public long GeneratedTokens { get { using var s = CompletionMask.sum(); return s.item<long>(); } }
 
     public void Dispose()
     {
-        foreach (var t in new[] { PromptIds, PromptMask, CompletionIds, CompletionMask, RefLogps, OldLogps }) t?.Dispose();
-        foreach (var i in Images) { i.Pixels.Dispose(); i.GridThw.Dispose(); i.Embeds.Dispose(); }
+        Prompts.Dispose();
+        foreach (var t in new[] { CompletionIds, CompletionMask, RefLogps, OldLogps }) t?.Dispose();
+    }
+}
+
+/// <summary>
+/// A rollout's link back to what made it, carried by <see cref="RolloutGroup.Handle"/>: the reward that
+/// <see cref="RolloutGroup.Score()"/> applies, the scaling that <see cref="ScoredGroup.Advantages()"/> uses and, for a
+/// trainer's rollout, the tensors its <c>Update</c> needs. The trainer owns those tensors and releases them when it has
+/// made <see cref="GrpoTrainer.HeldRollouts"/> newer rollouts or is disposed, so a notebook that samples in a loop does
+/// not hold every image graph; the records stay valid either way.
+/// </summary>
+public sealed class RolloutHandle
+{
+    internal RolloutHandle(TaskReward reward, RewardScaling scaling, GrpoTrainer? trainer = null, RolloutTensors? tensors = null)
+    {
+        Reward = reward;
+        Scaling = scaling;
+        Trainer = trainer;
+        Tensors = tensors;
+    }
+
+    /// <summary>The reward of the trainer (or of <see cref="RolloutGroup.FromTexts"/>).</summary>
+    public TaskReward Reward { get; }
+
+    /// <summary>What divides the centred rewards (<see cref="GrpoOptions.RewardScaling"/>).</summary>
+    public RewardScaling Scaling { get; }
+
+    /// <summary>True while the trainer still keeps this rollout's tensors, so that <c>trainer.Update</c> can use it.</summary>
+    public bool HoldsTensors => Tensors is not null;
+
+    internal GrpoTrainer? Trainer { get; }
+    internal RolloutTensors? Tensors { get; private set; }
+
+    internal void Release()
+    {
+        Tensors?.Dispose();
+        Tensors = null;
     }
 }

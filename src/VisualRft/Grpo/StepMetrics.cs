@@ -1,3 +1,5 @@
+using VisualRft.Rewards;
+
 namespace VisualRft.Grpo;
 
 /// <summary>Mean and unbiased std of one reward component over a step's completions (TRL <c>rewards/&lt;name&gt;/mean|std</c>).</summary>
@@ -12,7 +14,7 @@ public sealed record RewardStat(double Mean, double Std)
         return new RewardStat(mean, std);
     }
 
-    /// <summary>One stat per named component (e.g. "iou", "confidence", "format").</summary>
+    /// <summary>One stat per named component (e.g. "iou", "confidence", "format"; <see cref="RewardBreakdown.ByComponent"/>).</summary>
     public static IReadOnlyDictionary<string, RewardStat> OfComponents(IReadOnlyDictionary<string, double[]> components) =>
         components.ToDictionary(kv => kv.Key, kv => Of(kv.Value));
 }
@@ -64,13 +66,10 @@ public sealed record StepMetrics(
     public static StepMetrics Of(int step, IReadOnlyList<AdvantageBatch> batches, UpdateResult update)
     {
         var rewards = batches.SelectMany(b => b.Scored.Rewards).ToList();
-        var components = batches[0].Scored.Reward.Components.ToDictionary(c => c.Name, c => rewards.Select(r => r[c.Name]).ToArray());
         var completions = batches.SelectMany(b => b.Rollout.Completions).ToList();
         var generateMs = batches.Sum(b => b.Rollout.GenerateMs);
-        var groups = batches.Sum(b => b.ZeroStdGroups.Length);
-        var zeroStd = batches.Sum(b => b.ZeroStdGroups.Count(z => z));
-        return new StepMetrics(step, RewardStat.OfComponents(components), RewardStat.Of(rewards.Select(r => r.Total).ToArray()),
-            groups == 0 ? 0 : zeroStd / (double)groups, update.Kl, update.Loss, update.ClipFraction, update.GradNorm,
+        return new StepMetrics(step, RewardStat.OfComponents(RewardBreakdown.ByComponent(rewards)), RewardStat.Of(rewards.Select(r => r.Total).ToArray()),
+            GroupAdvantages.FractionZeroStd([.. batches.SelectMany(b => b.ZeroStdGroups)]), update.Kl, update.Loss, update.ClipFraction, update.GradNorm,
             completions.Average(c => c.Tokens), update.LearningRate,
             new StepTimings(generateMs, batches.Sum(b => b.Rollout.ReferenceMs), update.PolicyMs, update.OptimizerMs),
             completions.Sum(c => c.Tokens) / Math.Max(generateMs / 1000.0, 1e-9), update.Skipped, update.SkipReason, update.OptimizerStep);

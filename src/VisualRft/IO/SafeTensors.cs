@@ -190,24 +190,6 @@ public static class SafeTensors
         return result;
     }
 
-    /// <summary>
-    /// Loads a Hugging Face checkpoint folder: <c>model.safetensors</c>, or the shards listed in
-    /// <c>model.safetensors.index.json</c> (see <see cref="FolderFiles"/>).
-    /// </summary>
-    public static Dictionary<string, Tensor> LoadFolder(string folder, ScalarType? floatType = null)
-    {
-        var headers = ReadFolderHeaders(folder);
-        var index = Path.Combine(folder, "model.safetensors.index.json");
-        if (!File.Exists(Path.Combine(folder, "model.safetensors")))
-            foreach (var (tensor, shard) in WeightMap(index))
-                if (!headers.ContainsKey(tensor))
-                    throw new InvalidDataException($"{index} maps '{Excerpt.Of(tensor)}' to {Excerpt.Of(shard)}, but that shard has no such tensor");
-        var result = new Dictionary<string, Tensor>();
-        foreach (var file in FolderFiles(folder))
-            foreach (var (k, v) in Load(file, floatType)) result[k] = v;
-        return result;
-    }
-
     /// <summary>Writes tensors (sorted by name, as the Python library does) atomically: a temporary file, then a rename.</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {

@@ -82,6 +82,52 @@ public sealed class VisionLanguagePolicy : IDisposable
         return new ImageInputs(Model.EncodeImages(batch.PixelValuesTensor()!.to(Device), grid), grid);
     }
 
+    /// <summary>
+    /// The prompts of a GRPO rollout on the model's device, refused by sample id when one is longer than
+    /// <paramref name="maxPromptLength"/>, with each prompt's image encoded on its own (with gradient when autograd is on) so
+    /// that each prompt's graph can be freed by its own backward. The official trainer keeps the last
+    /// <c>max_prompt_length</c> prompt columns but generates from the whole prompt, so a longer prompt shifts its completion
+    /// slice into the prompt (spec §2.1); cutting image tokens would break the model instead. Either way the run is
+    /// wrong, so a prompt over the limit is an error here.
+    /// </summary>
+    internal PromptTensors EncodePrompts(IReadOnlyList<VisualSample> samples, int maxPromptLength)
+    {
+        if (samples.Count == 0) throw new ArgumentException("no prompts", nameof(samples));
+        var batch = Encode(samples);
+        for (int b = 0; b < samples.Count; b++)
+            if (batch.PromptLengths[b] > maxPromptLength)
+                throw new ArgumentException($"sample {samples[b].Id} has a {batch.PromptLengths[b]}-token prompt, over GrpoOptions.MaxPromptLength = "
+                    + $"{maxPromptLength}; raise the limit or shrink the image (the processor's MaxPixels)");
+        using var scope = NewDisposeScope();
+        var pixels = batch.PixelValuesTensor()!.to(Device);
+        var grid = batch.ImageGridThwTensor()!;
+        var images = new List<PromptImage>();
+        long row = 0;
+        for (long i = 0; i < grid.shape[0]; i++)
+        {
+            var thw = grid[i];
+            var patches = thw[0].item<long>() * thw[1].item<long>() * thw[2].item<long>();
+            var g = grid.narrow(0, i, 1).clone();
+            var p = pixels.narrow(0, row, patches).clone();
+            images.Add(new PromptImage(p, g, Model.EncodeImages(p, g)));
+            row += patches;
+        }
+        var patch = Processor.ImageProcessor.PatchSize;
+        var frames = samples.Select((s, b) => new ImageFrames(new ImageSize(s.Width, s.Height),
+            new ImageSize(batch.Images!.GridThw[b].W * patch, batch.Images.GridThw[b].H * patch))).ToArray();
+        var prompts = new PromptTensors(Model, batch.InputIdsTensor().to(Device), batch.AttentionMaskTensor().to(Device), images, frames);
+        prompts.MoveToOuterDisposeScope();
+        return prompts;
+    }
+
+    /// <summary>G completions per prompt, sampled with the KV cache from the prompts' image embeddings (detached).</summary>
+    internal GenerationOutput Sample(PromptTensors prompts, SamplingOptions sampling, int g, Generator sampler) =>
+        Model.Generate(prompts.Ids, prompts.Mask, prompts.Detached(), sampling, g, sampler, returnLogProbs: true);
+
+    /// <summary>This policy's log-probs of G completions per prompt [B·G, C] (<see cref="PromptTensors.CompletionLogProbs"/>).</summary>
+    internal Tensor CompletionLogProbs(PromptTensors prompts, Tensor completionIds, Tensor completionMask, double temperature) =>
+        prompts.CompletionLogProbs(Model, completionIds, completionMask, temperature);
+
     /// <summary>The batch's image grids as the vision tower needs them, a bad one named by its image (the tower's own
     /// check names a row of a tensor only, and comes after the pixels were copied).</summary>
     void CheckGrids(ImageFeatures images, ProcessorBatch batch)
@@ -148,4 +194,69 @@ public sealed class VisionLanguagePolicy : IDisposable
     }
 
     public void Dispose() => Model.Dispose();
+}
+
+/// <summary>One prompt's image: pixels and grid as processed, and a policy's embeddings of it.</summary>
+internal sealed record PromptImage(Tensor Pixels, Tensor GridThw, Tensor Embeds);
+
+/// <summary>
+/// Left-padded prompts [B, P] on the device and, per prompt, the image as processed with <see cref="Encoder"/>'s
+/// embeddings of it and their autograd graph, which a backward pass can walk only once (<see cref="GraphSpent"/>).
+/// </summary>
+internal sealed class PromptTensors(Qwen2VLForConditionalGeneration encoder, Tensor ids, Tensor mask, IReadOnlyList<PromptImage> images,
+    IReadOnlyList<ImageFrames> frames) : IDisposable
+{
+    /// <summary>The model whose vision tower made the embeddings.</summary>
+    public Qwen2VLForConditionalGeneration Encoder { get; } = encoder;
+    public Tensor Ids { get; } = ids;
+    public Tensor Mask { get; } = mask;
+    public IReadOnlyList<PromptImage> Images { get; } = images;
+
+    /// <summary>Per prompt: the image's original size and the size the processor resized it to (its patch grid).</summary>
+    public IReadOnlyList<ImageFrames> Frames { get; } = frames;
+
+    /// <summary>True once a backward pass has consumed the embeddings' graph.</summary>
+    public bool GraphSpent { get; set; }
+
+    public ImageInputs Detached() => new(cat(Images.Select(i => i.Embeds.detach()).ToList(), 0), Grid());
+
+    Tensor Grid() => cat(Images.Select(i => i.GridThw).ToList(), 0);
+
+    /// <summary>
+    /// <paramref name="model"/>'s log-probs of G completions per prompt [B·G, C], each prompt run once
+    /// (<see cref="Qwen2VLForConditionalGeneration.CompletionLogProbs(Tensor, Tensor, ImageInputs?, int, Tensor, Tensor?, double)"/>).
+    /// The image embeddings are the prompts' own while their graph is unspent — with gradient the graph itself, so that the
+    /// vision tower runs once per prompt and step; without, detached (the weights have not moved since) — and afterwards
+    /// encoded again prompt by prompt with the weights as they are now. Another model (the frozen reference) encodes the
+    /// pixels with its own tower.
+    /// </summary>
+    public Tensor CompletionLogProbs(Qwen2VLForConditionalGeneration model, Tensor completionIds, Tensor completionMask, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        ImageInputs images;
+        if (model != Encoder)
+            images = new ImageInputs(model.EncodeImages(cat(Images.Select(i => i.Pixels).ToList(), 0), Grid()), Grid());
+        else if (!is_grad_enabled() && !GraphSpent)
+            images = Detached();
+        else
+        {
+            var reuse = !GraphSpent && Images.All(i => i.Embeds.requires_grad);
+            GraphSpent = true;
+            images = new ImageInputs(cat(Images.Select(i => reuse ? i.Embeds : model.EncodeImages(i.Pixels, i.GridThw)).ToList(), 0), Grid());
+        }
+        var g = (int)(completionIds.shape[0] / Ids.shape[0]);
+        return model.CompletionLogProbs(Ids, Mask, images, g, completionIds, completionMask, temperature).MoveToOuterDisposeScope();
+    }
+
+    IEnumerable<Tensor> All => [Ids, Mask, .. Images.SelectMany(i => new[] { i.Pixels, i.GridThw, i.Embeds })];
+
+    public void MoveToOuterDisposeScope()
+    {
+        foreach (var t in All) t.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in All) t.Dispose();
+    }
 }

@@ -28,6 +28,12 @@ public sealed record RewardBreakdown(IReadOnlyList<ComponentScore> Components, P
     public double this[string name] => Components.FirstOrDefault(c => c.Name == name) is { Name: not null } c ? c.Value
         : throw new KeyNotFoundException($"no reward component '{name}'; components are {string.Join(", ", Components.Select(x => x.Name))}");
 
+    /// <summary>Each component's values over <paramref name="rewards"/> (breakdowns of one reward), by name, in the
+    /// reward's component order: what summaries and charts average.</summary>
+    public static IReadOnlyDictionary<string, double[]> ByComponent(IReadOnlyList<RewardBreakdown> rewards) =>
+        rewards.Count == 0 ? new Dictionary<string, double[]>()
+            : rewards[0].Components.ToDictionary(c => c.Name, c => rewards.Select(r => r[c.Name]).ToArray());
+
     public override string ToString() =>
         string.Join(" + ", Components.Select(c => $"{c.Name} {c.Value.ToString("0.####", CultureInfo.InvariantCulture)}"))
         + $" = {Total.ToString("0.####", CultureInfo.InvariantCulture)}" + (Failure is null ? "" : $" ({Failure})");

@@ -87,7 +87,6 @@ public sealed class Qwen2Tokenizer
 
     /// <summary>Size of the id space (regular and added tokens).</summary>
     public int VocabSize => idToToken.Length;
-    public IReadOnlyCollection<AddedToken> AddedTokens => added.Values;
     public int? TokenToId(string token) => added.TryGetValue(token, out var t) ? t.Id : vocab.TryGetValue(token, out var id) ? id : null;
     public string IdToToken(int id) => id >= 0 && id < idToToken.Length && idToToken[id] != null
         ? idToToken[id] : throw new ArgumentOutOfRangeException(nameof(id), $"token id {id} is not in the vocabulary (size {idToToken.Length})");

@@ -247,8 +247,10 @@ public static class TorchRuntime
     /// Inside a section nothing may wait for pending finalizers (TorchSharp does so only to retry a failed allocation); the
     /// parked finalizer gives up after <see cref="MaxFinalizerHold"/> so that such a wait cannot hang for ever.
     /// <para>The guard sits at the public boundary: every public core method that runs torch work opens a section (the
-    /// trainers' Rollout/Update/Step, advantages, evaluation, generation), and records and views hold no tensors, so
-    /// notebook code that calls the API needs nothing more; code that runs raw TorchSharp ops in a loop opens its own. Whole
+    /// trainers' Rollout/Update/Step, GrpoLoss, evaluation, generation, the model's image encoding and log-prob passes, the
+    /// gradient norm), and records and views hold no tensors, so notebook code that calls the API — also with tensors it
+    /// builds itself, as notebooks/02-grpo-step-by-step does — needs nothing more; code that runs raw TorchSharp
+    /// arithmetic (a Scalar per operator) in a loop opens its own. Whole
     /// cells are not held: compiling one, or restoring a package, may wait for finalizers. A long outer section would keep
     /// every finalizer waiting, so a section that starts while the gate has been closed for <see cref="GateRecycleAfter"/>
     /// first lets the queued finalizers run: it starts between native calls. This assumes torch work is not run from

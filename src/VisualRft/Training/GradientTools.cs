@@ -1,4 +1,5 @@
 using TorchSharp;
+using VisualRft.Torch;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
 
@@ -13,6 +14,7 @@ public static class GradientTools
     /// </summary>
     public static double GlobalNorm(IEnumerable<Parameter> parameters)
     {
+        using var finalizers = TorchRuntime.HoldFinalizers();
         using var scope = NewDisposeScope();
         var norms = parameters.Select(p => p.grad).OfType<Tensor>().Select(g => linalg.vector_norm(g, 2)).ToList();
         if (norms.Count == 0) return 0;

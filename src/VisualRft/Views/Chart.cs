@@ -7,14 +7,14 @@ namespace VisualRft.Views;
 /// </summary>
 public static class Chart
 {
-    static long _next;
-
     public static string Html(Figure figure)
     {
-        var id = $"vrft-chart-{Environment.ProcessId:x}-{Interlocked.Increment(ref _next)}";
+        var id = Views.Html.NewId("chart");
         return $"<div class=\"chart\"><div id=\"{id}\" class=\"vrft-plotly\">{FigureSvg.Render(figure)}</div>"
             + "<script type=\"text/javascript\">(function(){var e=document.getElementById('" + id + "');if(!e||!window.Plotly)return;"
-            + "var f=" + figure.ToJson() + ";e.innerHTML='';window.Plotly.newPlot(e,f.data,f.layout,{displaylogo:false,displayModeBar:false,responsive:false});})();</script></div>";
+            // A trace type the loaded plotly.js lacks would draw nothing: the static SVG stays, naming what it leaves out.
+            + "var P=window.Plotly,c=window.vrftTraces;if(!c||c.p!==P)c=window.vrftTraces={p:P,t:P.PlotSchema.get().traces};var t=c.t;"
+            + "var f=" + figure.ToJson() + ";if(f.data.some(function(d){return !t[d.type||'scatter'];}))return;e.innerHTML='';window.Plotly.newPlot(e,f.data,f.layout,{displaylogo:false,displayModeBar:false,responsive:false});})();</script></div>";
     }
 
     /// <summary>A figure as a view of its own.</summary>

@@ -17,6 +17,11 @@ public sealed record View(string Html, string Svg, string Text)
 /// <summary>Small helpers for writing HTML by hand (escaping, numbers, the shared stylesheet).</summary>
 internal static class Html
 {
+    static long _nextId;
+
+    /// <summary>An element id unique in the process (and so on any page its views share), e.g. vrft-chart-1f2a-7.</summary>
+    public static string NewId(string kind) => $"vrft-{kind}-{Environment.ProcessId:x}-{Interlocked.Increment(ref _nextId)}";
+
     /// <summary>Escaped text that is also valid XML (views embed SVG): control characters become their visible symbols
     /// (U+2400 block) and lone surrogates U+FFFD — model output can contain anything.</summary>
     public static string E(string? s) => WebUtility.HtmlEncode(Printable(s ?? ""));

@@ -20,8 +20,9 @@ public static class Overlay
     {
         double w = image.Width, h = image.Height, scale = display / w;
         var sb = new StringBuilder();
-        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" class=\"vrft-overlay\" width=\"{display}\" height=\"{F(h * scale)}\" viewBox=\"0 0 {F(w)} {F(h)}\">");
-        sb.Append($"<image href=\"{Png.DataUri(image)}\" xlink:href=\"{Png.DataUri(image)}\" x=\"0\" y=\"0\" width=\"{F(w)}\" height=\"{F(h)}\" style=\"image-rendering:pixelated\" preserveAspectRatio=\"none\"/>");
+        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"vrft-overlay\" width=\"{display}\" height=\"{F(h * scale)}\" viewBox=\"0 0 {F(w)} {F(h)}\">");
+        // href alone (SVG 2: every current browser and notebook front end): xlink:href as well doubled every image's bytes.
+        sb.Append($"<image href=\"{Png.DataUri(image, display)}\" x=\"0\" y=\"0\" width=\"{F(w)}\" height=\"{F(h)}\" style=\"image-rendering:pixelated\" preserveAspectRatio=\"none\"/>");
         double font = 11 / scale;
         foreach (var b in boxes)
         {

@@ -3,9 +3,11 @@ using System.Reflection;
 namespace VisualRft.Views;
 
 /// <summary>
-/// The plotly.js bundle (npm <c>plotly.js-dist-min</c>, MIT) embedded in this assembly, so that every chart draws with the
-/// network off: in a notebook the kernel extension emits it once when it loads, and a report inlines it once in its head.
-/// Charts never depend on it: each carries a static SVG that the script replaces when <c>window.Plotly</c> exists.
+/// The plotly.js bundle embedded in this assembly (npm <c>plotly.js-basic-dist-min</c>, MIT: the scatter, bar and pie
+/// traces, all the views draw), so that every chart draws with the network off: in a notebook the kernel extension emits it
+/// once when it loads — so every saved notebook carries it — and a report inlines it once in its head. Charts never depend
+/// on it: each carries a static SVG that the script replaces when <c>window.Plotly</c> exists and has the figure's trace
+/// types (a figure from elsewhere, <see cref="Figure.FromJson"/>, may have others).
 /// </summary>
 public static class PlotlyJs
 {
@@ -23,7 +25,7 @@ public static class PlotlyJs
     public static string Version { get; } = typeof(PlotlyJs).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .FirstOrDefault(a => a.Key == "PlotlyJsVersion")?.Value ?? "unknown";
 
-    /// <summary>The minified library (about 4.8 MB).</summary>
+    /// <summary>The minified library (about 1.2 MB).</summary>
     public static string Source => Text.Value;
 
     /// <summary>A script element that defines <c>window.Plotly</c> unless a page already has it.</summary>

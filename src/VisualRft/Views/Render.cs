@@ -1,3 +1,4 @@
+using System.Reflection;
 using VisualRft.Data;
 using VisualRft.Evaluation;
 using VisualRft.Grpo;
@@ -45,29 +46,19 @@ public static class Render
     public static View History(IEnumerable<EpisodeRow> rows, string sampleId) => TrainingViews.PromptHistory(rows, sampleId);
     public static View History(IEnumerable<Episode> episodes, string sampleId) => TrainingViews.PromptHistory(episodes.SelectMany(e => e.Rows), sampleId);
 
+    /// <summary>
+    /// The types with a view: the parameter types of the <c>Of</c> overloads above, the one list of them, which
+    /// <see cref="Any"/> dispatches on and the kernel extension registers as formatters.
+    /// </summary>
+    public static IReadOnlyList<Type> Types => [.. Drawers.Select(d => d.Type)];
+
+    static readonly (Type Type, MethodInfo Of)[] Drawers = [.. typeof(Render).GetMethods(BindingFlags.Public | BindingFlags.Static)
+        .Where(m => m.Name == nameof(Of) && m.GetParameters().Length == 1)
+        .Select(m => (m.GetParameters()[0].ParameterType, m))];
+
     /// <summary>The view of any record above, or null for other values (the dispatch the kernel formatters use).</summary>
-    public static View? Any(object? value) => value switch
-    {
-        VisualSample s => Of(s),
-        SyntheticDataset d => Of(d),
-        RolloutGroup r => Of(r),
-        ScoredGroup s => Of(s),
-        AdvantageBatch b => Of(b),
-        Episode e => Of(e),
-        UpdateResult u => Of(u),
-        TrainingDashboard d => Of(d),
-        EvaluationReport r => Of(r),
-        IReadOnlyList<EvaluationReport> rs => Of(rs),
-        IReadOnlyList<Episode> es => Of(es),
-        VisionLanguagePolicy p => Of(p),
-        GrpoTrainer t => Of(t),
-        Figure f => Of(f),
-        Experiments.PaperTable t => Of(t),
-        Experiments.TableComparison c => Of(c),
-        Experiments.FewShotDetectionResult r => Of(r),
-        LearnabilityReport r => Of(r),
-        TinyModel.TinyModelCard c => Of(c),
-        Interop.RescoredRun r => Of(r),
-        _ => null,
-    };
+    public static View? Any(object? value) =>
+        value is not null && Drawers.FirstOrDefault(d => d.Type.IsInstanceOfType(value)).Of is { } of
+            ? (View)of.Invoke(null, BindingFlags.DoNotWrapExceptions, null, [value], null)!
+            : null;
 }

@@ -33,7 +33,7 @@ public static class RolloutViews
             html.Append($"<h4>prompt {p + 1}: {E(sample.Id)}</h4><div class=row><div>{big}<div class=muted>ground truth in blue; completion boxes by matched IoU "
                 + $"(<span style=\"color:{Overlay.IouColor(0.5001)}\">0.5</span> → <span style=\"color:{Overlay.IouColor(1)}\">1</span>, <span class=bad>unmatched</span>)</div>"
                 + Stats(totals, batch, p) + (RewardViews.FrameWarning(sample) is { } warning ? $"<div class=bad>⚠ {E(warning)}</div>" : "") + "</div>");
-            var id = $"vrft-rollout-{r.Id}-{p}";
+            var id = NewId("rollout");
             html.Append($"<div><div>sort by <button onclick=\"vrftSort('{id}','reward')\">reward</button><button onclick=\"vrftSort('{id}','index')\">index</button>"
                 + (batch is null ? "" : $"<button onclick=\"vrftSort('{id}','advantage')\">advantage</button>") + $"</div><div id=\"{id}\" class=row>");
             foreach (var (c, i) in rows.OrderByDescending(x => s.Rewards[x.i].Total).ThenBy(x => x.c.Index))
@@ -41,7 +41,7 @@ public static class RolloutViews
             html.Append("</div></div></div>");
         }
         html.Append(SortScript);
-        var text = $"rollout {r.Id}: {r.Samples.Count} prompt(s) × G {r.G}, reward mean {N(s.Totals.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average())}"
+        var text = $"rollout of {r.Samples.Count} prompt(s) × G {r.G}, reward mean {N(s.Totals.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average())}"
             + (batch is null ? "" : $", zero-std groups {batch.ZeroStdGroups.Count(z => z)}/{batch.ZeroStdGroups.Length}");
         return new View(Root(html.ToString(), kind), Stack(svgs), text);
     }
@@ -81,7 +81,7 @@ public static class RolloutViews
     /// <summary>Several SVGs stacked vertically in one document.</summary>
     internal static string Stack(IReadOnlyList<string> svgs, int height = 330)
     {
-        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"320\" height=\"{svgs.Count * height}\">");
+        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"{svgs.Count * height}\">");
         for (int i = 0; i < svgs.Count; i++) sb.Append($"<g transform=\"translate(0,{i * height})\">{svgs[i]}</g>");
         return sb.Append("</svg>").ToString();
     }

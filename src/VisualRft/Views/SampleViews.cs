@@ -64,7 +64,7 @@ public static class SampleViews
     internal static string GallerySvg(IReadOnlyList<VisualSample> samples, int thumb = 150, int perRow = 4)
     {
         int rows = (samples.Count + perRow - 1) / perRow;
-        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"{perRow * (thumb + 6)}\" height=\"{rows * (thumb + 6)}\">");
+        var sb = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{perRow * (thumb + 6)}\" height=\"{rows * (thumb + 6)}\">");
         for (int i = 0; i < samples.Count; i++)
             sb.Append($"<g transform=\"translate({i % perRow * (thumb + 6)},{i / perRow * (thumb + 6)})\">")
               .Append(Overlay.Svg(samples[i].Image, Truth(samples[i]), thumb)).Append("</g>");

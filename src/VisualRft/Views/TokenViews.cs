@@ -59,7 +59,7 @@ public static class TokenViews
             html.Append("</div></div>");
             lines.Add((header, tokens));
         }
-        var text = $"tokens of rollout {r.Id} coloured by {by}: {r.Completions.Count} completions, {r.GeneratedTokens} tokens";
+        var text = $"tokens of a rollout coloured by {by}: {r.Completions.Count} completions, {r.GeneratedTokens} tokens";
         return new View(Root(html.ToString(), "tokens"), Svg(lines, Legend(by, klMax, advMax)), text);
     }
 

@@ -27,8 +27,8 @@ public static class TrainingViews
             .Append(MetricsTable([m]))
             .Append(m.Skipped ? $"<div class=bad>{E(m.SkipReason)}</div>" : "")
             .Append(TimeBar(m.Time));
-        foreach (var b in e.Batches)
-            html.Append($"<details><summary>rollout {b.Rollout.Id}: {E(string.Join(", ", b.Rollout.Samples.Select(s => s.Id)))}</summary>")
+        foreach (var (b, k) in e.Batches.Select((b, k) => (b, k)))
+            html.Append($"<details><summary>micro-batch {k + 1}: {E(string.Join(", ", b.Rollout.Samples.Select(s => s.Id)))}</summary>")
                 .Append(RolloutViews.Batch(b).Html).Append("</details>");
         var svg = RolloutViews.Stack([.. e.Batches.Select(b => RolloutViews.Batch(b).Svg)]);
         return new View(Root(html.ToString(), "step"), svg, StepLine(m));

@@ -53,6 +53,20 @@ public class GrpoGoldenTests(ITestOutputHelper output)
         Assert.Equal([false], adv.ZeroStdGroups);
     }
 
+    [Theory, MemberData(nameof(Cases))]
+    public void Plain_advantages_match_the_fixture(string kase)
+    {
+        using var scope = NewDisposeScope();
+        var f = Fixture(kase);
+        var rewards = f["rewards"].to_type(ScalarType.Float64).data<double>().ToArray();
+        var expected = f["advantages"].to_type(ScalarType.Float64).data<double>().ToArray();
+        var (advantages, _, _, zero) = GroupAdvantages.Of(rewards, Manifest(kase).GetProperty("G").GetInt32());
+        var error = advantages.Zip(expected, (a, e) => Math.Abs(a - e)).Max();
+        output.WriteLine($"{kase} plain advantages max |Δ| = {error:E2}");
+        Assert.True(error < 1e-6, $"advantages differ by {error}");
+        Assert.Equal([false], zero);
+    }
+
     [Theory, MemberData(nameof(Scenarios))]
     public void Kl_matches_the_fixture(string kase, string scenario)
     {

@@ -2,6 +2,7 @@ using System.Text.Json;
 using TorchSharp;
 using VisualRft.Grpo;
 using VisualRft.Models.Qwen2VL;
+using VisualRft.Policy;
 using VisualRft.Tests.Models;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -40,8 +41,8 @@ public class GrpoGradientGoldenTests(ITestOutputHelper output)
         // The fixture's group goes through the trainer's own update pass (GrpoTrainer.PolicyLoss): per-prompt image
         // encoding, rows repeated for the G samples, completion log-probs, then GrpoLoss.
         var ids = refs["input_ids_A"].unsqueeze(0);
-        RolloutTensors Group(Tensor? old) => new(ids, torch.ones_like(ids),
-            [new PromptImage(proc["pixel_values_A"], proc["grid_thw_A"], model.EncodeImages(proc["pixel_values_A"], proc["grid_thw_A"]))],
+        RolloutTensors Group(Tensor? old) => new(new PromptTensors(model, ids, torch.ones_like(ids),
+            [new PromptImage(proc["pixel_values_A"], proc["grid_thw_A"], model.EncodeImages(proc["pixel_values_A"], proc["grid_thw_A"]))], []),
             grpo["completion_ids"], grpo["completion_mask"], grpo["ref_logps"], old);
         Tensor? old = null;
         if (scenario == "off_policy")

@@ -147,12 +147,57 @@ public class GrpoLossTests
         Assert.Equal(-0.5f, n.Advantages[1].item<float>());
     }
 
+    [Theory]
+    [InlineData(RewardScaling.Group)]
+    [InlineData(RewardScaling.Batch)]
+    [InlineData(RewardScaling.None)]
+    public void The_tensor_advantages_are_the_plain_ones(RewardScaling scaling)
+    {
+        // GroupAdvantages.Of is what the trainer uses; GrpoLoss.Advantages must give the same numbers on tensors, with a
+        // zero-std group among random ones.
+        using var scope = NewDisposeScope();
+        var random = new Random(7);
+        var rewards = Enumerable.Range(0, 24).Select(i => i < 6 ? 0.75 : Math.Round(random.NextDouble() * 3, 2)).ToArray();
+        var (plain, means, stds, zero) = GroupAdvantages.Of(rewards, 6, scaling);
+        using var t = GrpoLoss.Advantages(tensor(rewards, float64), 6, scaling);
+        static void Close(double[] expected, Tensor actual) => Assert.All(expected.Zip(actual.data<double>().ToArray()), x => Assert.Equal(x.First, x.Second, 12));
+        Close(plain, t.Advantages);
+        Close(means, t.GroupMean);
+        Close(stds, t.GroupStd);
+        Assert.Equal([true, false, false, false], zero);
+        Assert.Equal(zero, t.ZeroStdGroups);
+        Assert.Equal(0.25, GroupAdvantages.FractionZeroStd(zero));
+    }
+
+    [Fact]
+    public void The_plain_kl_is_the_tensor_kl_and_the_loss_reports_the_one_it_used()
+    {
+        using var scope = NewDisposeScope();
+        var (logps, old, reference, adv, mask) = Batch(new Generator(13));
+        var kl = GrpoLoss.KlK3(logps, reference);
+        var rows = mask.data<long>().ToArray();
+        for (int i = 0; i < 6; i++)
+        {
+            var on = Enumerable.Range(0, 5).Select(t => rows[i * 5 + t] != 0).ToArray();
+            var plain = GrpoLoss.KlK3(logps[i].to_type(float32).data<float>().ToArray(), reference[i].to_type(float32).data<float>().ToArray(), on);
+            for (int t = 0; t < 5; t++)
+                Assert.Equal(on[t] ? kl[i, t].item<double>() : 0, plain[t], 1e-6);
+        }
+        var r = GrpoLoss.Compute(logps, old, reference, adv, mask, Opts(LossType.Grpo));
+        Assert.True(r.TokenKl!.allclose(kl * mask, rtol: 0, atol: 0));
+        Assert.False(r.TokenKl!.requires_grad);
+        Assert.Equal((kl * mask).sum().item<double>() / mask.sum().item<long>(), r.MeanKl!.Value, 12);
+        Assert.Null(GrpoLoss.Compute(logps, old, null, adv, mask, Opts(LossType.Grpo) with { Beta = 0 }).TokenKl);
+    }
+
     [Fact]
     public void Bad_inputs_give_clear_errors()
     {
         using var scope = NewDisposeScope();
         Assert.Contains("groups of 3", Assert.Throws<ArgumentException>(() => GrpoLoss.Advantages(ones(4), 3)).Message);
         Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => GrpoLoss.Advantages(tensor(new[] { 1f, float.NaN }), 2)).Message);
+        Assert.Contains("groups of 3", Assert.Throws<ArgumentException>(() => GroupAdvantages.Of([1, 1, 1, 1], 3)).Message);
+        Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => GroupAdvantages.Of([1, double.NaN], 2)).Message);
         var (logps, old, reference, adv, mask) = Batch(new Generator(1));
         Assert.Contains("refLogps", Assert.Throws<ArgumentException>(() => GrpoLoss.Compute(logps, old, null, adv, mask, Opts(LossType.Grpo))).Message);
         Assert.Contains("completionMask", Assert.Throws<ArgumentException>(() => GrpoLoss.Compute(logps, old, reference, adv, mask[.., ..3], Opts(LossType.Grpo))).Message);

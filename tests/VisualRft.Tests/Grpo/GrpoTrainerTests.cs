@@ -156,11 +156,26 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         Assert.False(second.Skipped, second.SkipReason);
         Assert.Equal(first.OptimizerStep + 1, second.OptimizerStep);
         Assert.False(Same(after, policy));
+        // The KL the second update reports is the one its loss used: k3 of its log-probs to the rollout's reference.
+        for (int i = 0; i < batch.Rollout.Completions.Count; i++)
+        {
+            var trace = batch.Rollout.Completions[i].Trace;
+            Assert.Equal(GrpoLoss.KlK3(second.LogProbs[i], trace.RefLogProbs!, trace.Mask), second.TokenKl![i], new FloatTolerance(1e-5f));
+        }
+        Assert.Contains(second.TokenKl!.SelectMany(k => k), k => k > 0);
+        Assert.True(batch.Rollout.Handle.HoldsTensors);
         for (int i = 0; i < GrpoTrainer.HeldRollouts; i++) trainer.Rollout(fx.Data.Train[1]);
+        Assert.False(batch.Rollout.Handle.HoldsTensors);
         var e = Assert.Throws<InvalidOperationException>(() => trainer.Update(batch));
         Assert.Contains("run trainer.Rollout(...) again", e.Message);
         using var other = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 8);
         Assert.Contains("was not made by this trainer", Assert.Throws<InvalidOperationException>(() => other.Update(trainer.Rollout(fx.Data.Train[0]).Score().Advantages())).Message);
+    }
+
+    sealed class FloatTolerance(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float a, float b) => Math.Abs(a - b) <= tolerance;
+        public int GetHashCode(float value) => 0;
     }
 
     [Theory]
@@ -172,7 +187,7 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         var options = TinyTrainerFixture.Options with { Temperature = temperature, Mu = mu };
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), options, totalSteps: 4);
         var batch = trainer.Rollout(fx.Data.Train.Take(2).ToList()).Score().Advantages();
-        var t = trainer.TensorsOf(batch);
+        var t = batch.Rollout.Handle.Tensors!;
         using var scope = NewDisposeScope();
 
         // The trainer's own pass (what Update backpropagates), gradients kept.
@@ -185,10 +200,10 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         policy.Model.zero_grad();
         var reference = GrpoLoss.Backward(() =>
         {
-            var g = t.G;
-            var embeds = cat(t.Images.Select(i => policy.Model.EncodeImages(i.Pixels, i.GridThw)).ToList(), 0);
-            var images = policy.Model.RepeatForSamples(new ImageInputs(embeds, cat(t.Images.Select(i => i.GridThw).ToList(), 0)), t.PromptIds, g);
-            return policy.Model.CompletionLogProbs(t.PromptIds.repeat_interleave(g, 0), t.PromptMask.repeat_interleave(g, 0),
+            var g = batch.Rollout.G;
+            var embeds = cat(t.Prompts.Images.Select(i => policy.Model.EncodeImages(i.Pixels, i.GridThw)).ToList(), 0);
+            var images = policy.Model.RepeatForSamples(new ImageInputs(embeds, cat(t.Prompts.Images.Select(i => i.GridThw).ToList(), 0)), t.Prompts.Ids, g);
+            return policy.Model.CompletionLogProbs(t.Prompts.Ids.repeat_interleave(g, 0), t.Prompts.Mask.repeat_interleave(g, 0),
                 t.CompletionIds, t.CompletionMask, images, temperature);
         }, t.OldLogps, t.RefLogps, tensor(batch.Advantages), t.CompletionMask, options);
         Assert.Equal(reference.LossValue, own.LossValue, 6);
@@ -241,7 +256,7 @@ public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
         var options = TinyTrainerFixture.Options with { Mu = 2, EpsilonHigh = 0.28 };
         using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), options, totalSteps: 2);
         var batch = trainer.Rollout(fx.Data.Train[0]).Score().Advantages();
-        Assert.NotNull(trainer.TensorsOf(batch).OldLogps);
+        Assert.NotNull(batch.Rollout.Handle.Tensors!.OldLogps);
         var update = trainer.Update(batch);
         Assert.Equal(2, update.OptimizerStep);
         Assert.InRange(update.ClipFraction, 0, 1);

@@ -44,6 +44,25 @@ public class ViewTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture
     }
 
     [Fact]
+    public void An_image_shown_smaller_than_it_is_carries_the_pixels_it_is_shown_with()
+    {
+        var pixels = new byte[400 * 300 * 3];
+        new Random(3).NextBytes(pixels);                       // noise: PNG cannot shrink it, so bytes follow pixels
+        var image = new VisualRft.Imaging.RgbImage(400, 300, pixels);
+        var svg = Overlay.Svg(image, [new OverlayBox(new VisualRft.Geometry.Box(10, 10, 200, 150), Overlay.TruthColor, "truth", "truth")], 100);
+        var uri = Regex.Match(svg, "href=\"(data:image/png;base64,[^\"]+)\"").Groups[1].Value;
+        Assert.Single(Regex.Matches(svg, "data:image/png"));   // the image once, not once per href attribute
+        using var png = SixLabors.ImageSharp.Image.Load(Convert.FromBase64String(uri["data:image/png;base64,".Length..]));
+        Assert.Equal((100, 75), (png.Width, png.Height));
+        Assert.Contains("viewBox=\"0 0 400 300\"", svg);          // boxes stay in the image's own pixels
+        Assert.Contains("width=\"190\"", svg);
+        var full = Regex.Match(Overlay.Svg(image, [], 640), "base64,([^\"]+)\"").Groups[1].Value;
+        using var big = SixLabors.ImageSharp.Image.Load(Convert.FromBase64String(full));
+        Assert.Equal(400, big.Width);                          // a larger display scales up in the browser
+        Assert.True(uri.Length * 8 < full.Length, $"{uri.Length} vs {full.Length} characters");
+    }
+
+    [Fact]
     public void A_dataset_shows_a_card_and_one_thumbnail_per_category()
     {
         var v = Render.Of(fx.Data);
