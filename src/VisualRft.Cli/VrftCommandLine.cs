@@ -119,6 +119,7 @@ public static class VrftCommandLine
         var (code, message) = e switch
         {
             OptionException => (ExitCodes.Usage, e.Message),
+            Torch.LibTorchBackendException => (ExitCodes.Input, e.Message),
             InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException
                 or JsonException or NotSupportedException or PathTooLongException => (ExitCodes.Input, e.Message),
             OutOfMemoryException or InsufficientMemoryException => (ExitCodes.Resources, "out of memory: " + e.Message),

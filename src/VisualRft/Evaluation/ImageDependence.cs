@@ -28,7 +28,7 @@ public sealed partial record ImageDependence(
     public static ImageDependence Measure(VisionLanguagePolicy policy, IReadOnlyList<VisualSample> samples, int batchSize = 8)
     {
         if (samples.Count < 2) throw new ArgumentException("at least two samples are needed to swap images", nameof(samples));
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         var sums = new double[4];
         int coordinates = 0, others = 0;
         var swappedImages = samples.Select((_, i) => samples[(i + 1) % samples.Count].Image).ToList();

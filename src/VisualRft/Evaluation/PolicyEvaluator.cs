@@ -76,7 +76,7 @@ public static class PolicyEvaluator
         for (int start = 0; start < samples.Count; start += batchSize)
         {
             var chunk = samples.Skip(start).Take(batchSize).ToList();
-            using var finalizers = TorchRuntime.HoldFinalizers();
+            using var finalizers = FinalizerGate.Hold();
             using var scope = NewDisposeScope();
             var batch = policy.Encode(chunk);
             var device = policy.Device;

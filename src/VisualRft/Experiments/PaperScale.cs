@@ -61,7 +61,8 @@ public static class PaperScale
             catch (FileNotFoundException e) { missing.Add(e.Message); }
         }
         if (!(cudaAvailable ?? Torch.TorchRuntime.DefaultDevice().type == TorchSharp.DeviceType.CUDA))
-            missing.Add("a CUDA device: this process runs libtorch on the CPU (the package ships libtorch-cpu; reference a CUDA libtorch package instead)");
+            missing.Add($"a CUDA device: this process runs {Torch.TorchRuntime.Backend} on the CPU; set VRFT_LIBTORCH to a CUDA PyTorch's torch/lib "
+                + $"(or VRFT_LIBTORCH=auto), version {Torch.LibTorchBackend.Expected}, before the first torch call, and check that nvidia-smi sees the GPU");
         if (missing.Count == 0) return r;
         throw new PaperScaleUnavailableException(
             $"Table {table} at paper scale needs {Gpu}; expect {r.ExpectedTime}. Missing:\n- " + string.Join("\n- ", missing));

@@ -74,7 +74,7 @@ public static class GrpoLoss
         var n = rewards.shape[0];
         if (n == 0 || n % groupSize != 0) throw new ArgumentException($"{n} rewards do not split into groups of {groupSize}", nameof(rewards));
         if (!rewards.is_floating_point()) throw new ArgumentException($"rewards must be floating point, got {rewards.dtype}", nameof(rewards));
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         if (!rewards.isfinite().all().item<bool>()) throw new ArgumentException("rewards contain NaN or inf; sanitise the reward functions (spec §8: NaN confidence)", nameof(rewards));
 
         using var scope = NewDisposeScope();
@@ -96,7 +96,7 @@ public static class GrpoLoss
     /// <summary>k3 KL estimator per token: exp(ref − logp) − (ref − logp) − 1 ≥ 0, log-ratio clamped (<see cref="LogRatioClamp"/>).</summary>
     public static Tensor KlK3(Tensor logps, Tensor refLogps)
     {
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var d = (refLogps - logps).clamp(-LogRatioClamp, LogRatioClamp);
         return (d.exp() - d - 1).MoveToOuterDisposeScope();
@@ -129,7 +129,7 @@ public static class GrpoLoss
             throw new ArgumentException("dapo with gradient accumulation needs dapoTokenCount = active tokens of the whole accumulated batch", nameof(dapoTokenCount));
         if (dapoTokenCount is { } dt && !(dt > 0)) throw new ArgumentOutOfRangeException(nameof(dapoTokenCount), dt, "must be > 0");
 
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var mask = completionMask.to_type(logps.dtype);
         var tokens = mask.sum();
@@ -173,7 +173,7 @@ public static class GrpoLoss
     public static GrpoLossResult Backward(Func<Tensor> policyLogps, Tensor? oldLogps, Tensor? refLogps, Tensor advantages,
         Tensor completionMask, GrpoOptions options, int accumulationSteps = 1, double? dapoTokenCount = null)
     {
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var logps = policyLogps();
         if (!logps.requires_grad) throw new ArgumentException("the policy log-probs do not require grad (computed under no_grad?)", nameof(policyLogps));

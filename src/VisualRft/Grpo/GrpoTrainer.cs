@@ -129,7 +129,7 @@ public sealed partial class GrpoTrainer : IDisposable
 
     /// <summary>
     /// The guard of every public call that runs torch work: the trainer is alive, no other call is inside it (a cancelled
-    /// notebook cell finishes its step before the next cell may start one), and finalizers wait (TorchRuntime.HoldFinalizers).
+    /// notebook cell finishes its step before the next cell may start one), and finalizers wait (FinalizerGate.Hold).
     /// </summary>
     IDisposable Enter()
     {
@@ -137,7 +137,7 @@ public sealed partial class GrpoTrainer : IDisposable
             "this trainer was disposed (the records it returned stay valid); create a new GrpoTrainer to go on training");
         if (Interlocked.Exchange(ref _busy, 1) == 1)
             throw new InvalidOperationException("the trainer is still inside another call (a cancelled cell finishes the step it started); run this again when it is done");
-        var finalizers = TorchRuntime.HoldFinalizers();
+        var finalizers = FinalizerGate.Hold();
         return new Exit(() => { finalizers.Dispose(); Volatile.Write(ref _busy, 0); });
     }
 

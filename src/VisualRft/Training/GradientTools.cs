@@ -14,7 +14,7 @@ public static class GradientTools
     /// </summary>
     public static double GlobalNorm(IEnumerable<Parameter> parameters)
     {
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var norms = parameters.Select(p => p.grad).OfType<Tensor>().Select(g => linalg.vector_norm(g, 2)).ToList();
         if (norms.Count == 0) return 0;

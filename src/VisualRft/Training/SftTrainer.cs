@@ -88,7 +88,7 @@ public sealed class SftTrainer : IDisposable
     public SftStepResult Step()
     {
         var clock = Stopwatch.StartNew();
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         var start = (long)Optimizer.StepCount * Options.BatchSize;
         var samples = Enumerable.Range(0, Options.BatchSize).Select(k => _train[_order[start + k]]).ToList();
         double loss;

@@ -24,8 +24,47 @@ public class NativeLoadingTests
             var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
             p.WaitForExit();
             Assert.True(p.ExitCode == 0, output);
-            Assert.Contains("libtorch 2.10.0 from " + Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native"), output);
+            Assert.Contains("libtorch 2.10.0 (package) from " + Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native"), output);
         }
         finally { Directory.Delete(decoys, recursive: true); }
+    }
+
+    static (int Code, string Output, string Error) Info(string libtorch)
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), "info"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["VRFT_LIBTORCH"] = libtorch;
+        using var p = Process.Start(start)!;
+        var error = p.StandardError.ReadToEndAsync();
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output, error.Result);
+    }
+
+    [Fact]
+    public void VRFT_LIBTORCH_loads_a_libtorch_archive_from_its_folder_and_refuses_a_wrong_version_in_one_line()
+    {
+        var root = Directory.CreateTempSubdirectory("vrft-libtorch-").FullName;
+        try
+        {
+            // the package's libtorch-cpu laid out as a libtorch archive (lib/ + build-version), its files linked, not copied
+            var lib = Directory.CreateDirectory(Path.Combine(root, "libtorch", "lib")).FullName;
+            var package = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
+            foreach (var file in Directory.GetFiles(package, "*.so*")) File.CreateSymbolicLink(Path.Combine(lib, Path.GetFileName(file)), file);
+            File.WriteAllText(Path.Combine(root, "libtorch", "build-version"), "2.10.0+cpu\n");
+            var (code, output, error) = Info(lib);
+            Assert.True(code == 0, output + error);
+            Assert.Contains($"libtorch 2.10.0+cpu (VRFT_LIBTORCH) from {lib}", output);
+
+            // Debian's python3-torch: torch/lib beside torch/version.py saying 1.13
+            var debian = Directory.CreateDirectory(Path.Combine(root, "dist-packages", "torch", "lib")).FullName;
+            foreach (var name in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" }) File.WriteAllText(Path.Combine(debian, name), "");
+            File.WriteAllText(Path.Combine(root, "dist-packages", "torch", "version.py"), "__version__ = '1.13.1'\ndebug = False\n");
+            (code, _, error) = Info(debian);
+            Assert.Equal(2, code);
+            Assert.StartsWith($"vrft info: VRFT_LIBTORCH={debian} holds libtorch 1.13.1, but TorchSharp", error);
+            Assert.Single(error.Trim().Split('\n'));
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 }

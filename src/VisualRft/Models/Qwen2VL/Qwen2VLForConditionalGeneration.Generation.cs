@@ -43,7 +43,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
         if (options.MaxNewTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MaxNewTokens, "MaxNewTokens must be at least 1");
         if (!promptMask.shape.SequenceEqual(promptIds.shape))
             throw new ArgumentException($"prompt mask [{string.Join(",", promptMask.shape)}] does not match prompt ids [{string.Join(",", promptIds.shape)}]");
-        using var finalizers = TorchRuntime.HoldFinalizers();   // the decode loop makes thousands of temporary Scalars
+        using var finalizers = FinalizerGate.Hold();   // the decode loop makes thousands of temporary Scalars
         using var noGrad = torch.no_grad();
         using var outer = NewDisposeScope();
         var (b, p) = (promptIds.shape[0], promptIds.shape[1]);
@@ -170,7 +170,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
     {
         if (completionIds.dim() != 2 || completionIds.shape[0] != promptIds.shape[0])
             throw new ArgumentException($"completion ids [{string.Join(",", completionIds.shape)}] do not match {promptIds.shape[0]} prompt rows");
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var p = promptIds.shape[1];
         var c = completionIds.shape[1];
@@ -205,7 +205,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
             throw new ArgumentException($"completion ids [{string.Join(",", completionIds.shape)}] do not match {b} prompts × {g} samples");
         var (n, c) = (b * g, completionIds.shape[1]);
         if (c == 0) return torch.zeros([n, 0], ScalarType.Float32, Device);
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
         var device = Device;
         UseThreadsFor(b * p + n * c);
@@ -231,7 +231,7 @@ public sealed partial class Qwen2VLForConditionalGeneration
     /// </summary>
     public ImageInputs RepeatForSamples(ImageInputs images, Tensor promptIds, int g)
     {
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         var m = Config.Vision.SpatialMergeSize;
         var grid = VisionTower.ReadGrid(images.GridThw, m);
         using var counts = promptIds.eq(Config.ImageTokenId).sum(1).cpu();

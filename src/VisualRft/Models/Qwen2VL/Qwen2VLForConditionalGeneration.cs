@@ -46,7 +46,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     /// Compute once per image and reuse across the samples of a group.</summary>
     public Tensor EncodeImages(Tensor pixelValues, Tensor gridThw)
     {
-        using var finalizers = TorchRuntime.HoldFinalizers();
+        using var finalizers = FinalizerGate.Hold();
         ThreadPolicy.Use(pixelValues.shape[0], Config.Vision.Width, Config.Vision.IntermediateSize, ElementSize);
         return visual.forward(pixelValues, gridThw);
     }
