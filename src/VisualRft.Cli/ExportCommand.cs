@@ -1,6 +1,7 @@
 using System.CommandLine;
 using VisualRft.Data;
 using VisualRft.Interop;
+using VisualRft.Rewards;
 
 namespace VisualRft.Cli;
 
@@ -25,10 +26,10 @@ public static class ExportCommand
             };
             var output = new Option<DirectoryInfo>("--out") { Description = "folder for the parquet files and the config", Required = true };
             var shots = new Option<int?>("--shots") { Description = "training images per category of a synthetic data set (default: the manifest's)" };
-            var preset = new Option<string>("--preset") { Description = "preset the shims score with (extra_info)", DefaultValueFactory = _ => EngineExport.DefaultPreset };
-            preset.AcceptOnlyFromAmong(ScoreCommand.Presets);
+            var preset = new Option<string>("--preset") { Description = "preset the shims score with (extra_info)", DefaultValueFactory = _ => EnumNames.Of(RewardPreset.VisualRft) };
+            preset.AcceptOnlyFromAmong(EnumNames.All<RewardPreset>());
             var task = new Option<string>("--task") { Description = "task of a downloaded data set's rows", DefaultValueFactory = _ => "detection" };
-            task.AcceptOnlyFromAmong(ScoreCommand.Tasks);
+            task.AcceptOnlyFromAmong(EnumNames.All<VisualTask>());
             var test = new Option<string?>("--test") { Description = "held-out rows of a downloaded data set (its 'test' split is used when it has one)" };
             var onBadImage = new Option<string>("--on-bad-image")
             {
@@ -57,10 +58,10 @@ public static class ExportCommand
                 else
                 {
                     if (parse.GetValue(shots) is not null) throw new OptionException("--shots", "applies to synthetic data sets; a downloaded data set is exported as it is");
-                    (label, train, held) = Downloaded(datasetName, parse.GetValue(test), ScoreCommand.ParseTask(parse.GetValue(task)!),
+                    (label, train, held) = Downloaded(datasetName, parse.GetValue(test), EnumNames.Parse<VisualTask>(parse.GetValue(task)!, "task"),
                         parse.GetValue(onBadImage) == "skip" ? BadImagePolicy.Skip : BadImagePolicy.Fail, o);
                 }
-                var result = EngineExport.Write(engine, label, train, held, folder, parse.GetValue(preset)!);
+                var result = EngineExport.Write(engine, label, train, held, folder, EnumNames.Parse<RewardPreset>(parse.GetValue(preset)!, "preset"));
                 o.WriteLine($"{name}: {result.TrainRows} train and {result.TestRows} test rows of {label} in {result.Folder}");
                 foreach (var f in result.Files) o.WriteLine($"  {f}");
                 return 0;

@@ -38,7 +38,7 @@ public static class QuickstartCommand
         var split = new Option<string>("--split") { Description = "held-out split to score: test, or validation (for choosing settings)", DefaultValueFactory = _ => "test" };
         split.AcceptOnlyFromAmong("test", "validation");
         var preset = new Option<string>("--preset") { Description = "reward preset: visual-rft | strict", DefaultValueFactory = _ => "visual-rft" };
-        preset.AcceptOnlyFromAmong("visual-rft", "strict");
+        preset.AcceptOnlyFromAmong(EnumNames.All<RewardPreset>());
         var output = new Option<DirectoryInfo>("--out") { Description = "folder for result.json and summary.md", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("runs", "quickstart")) };
         var lr = new Option<double>("--lr") { Description = "Visual-RFT learning rate", DefaultValueFactory = _ => recipe.Grpo.LearningRate };
         var sftLr = new Option<double>("--sft-lr") { Description = "SFT learning rate", DefaultValueFactory = _ => recipe.Sft.LearningRate };
@@ -75,7 +75,7 @@ public static class QuickstartCommand
                 HeldOut = parse.GetValue(split) == "validation" ? HeldOutSplit.Validation : HeldOutSplit.Test,
                 Recipe = recipe with
                 {
-                    RftSteps = stepCount, SftSteps = OptionChecks.InRange(parse, sftSteps, 1, MaxSteps), Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                    RftSteps = stepCount, SftSteps = OptionChecks.InRange(parse, sftSteps, 1, MaxSteps), Preset = EnumNames.Parse<RewardPreset>(parse.GetValue(preset)!, "preset"),
                     Grpo = recipe.Grpo with
                     {
                         LearningRate = learningRate, Beta = betaValue,

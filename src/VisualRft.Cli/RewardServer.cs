@@ -126,10 +126,10 @@ public sealed class RewardServer : IAsyncDisposable
         var body = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
         {
             ["status"] = "ok",
-            ["task"] = ScoreCommand.Tasks[(int)options.Task],
+            ["task"] = EnumNames.Of(options.Task),
             ["preset"] = PresetName(options.Preset),
-            ["tasks"] = ScoreCommand.Tasks,
-            ["presets"] = ScoreCommand.Presets,
+            ["tasks"] = EnumNames.All<VisualTask>(),
+            ["presets"] = EnumNames.All<RewardPreset>(),
             ["max_batch"] = options.MaxBatch,
             ["max_body_bytes"] = options.MaxBodyBytes,
         });
@@ -236,14 +236,12 @@ public sealed class RewardServer : IAsyncDisposable
         if (item.TryGet("task", out var t))
         {
             if (!ScoreCommand.TryString(item, "task", out var name, out error)) return false;
-            if (Array.IndexOf(ScoreCommand.Tasks, name) < 0) { error = $"unknown \"task\" {t.Preview(40)}; expected one of {string.Join(", ", ScoreCommand.Tasks)}"; return false; }
-            task = ScoreCommand.ParseTask(name);
+            if (!EnumNames.TryParse(name, out task)) { error = EnumNames.Unknown<VisualTask>(t.Preview(40), "\"task\""); return false; }
         }
         if (item.TryGet("preset", out var p))
         {
             if (!ScoreCommand.TryString(item, "preset", out var name, out error)) return false;
-            if (Array.IndexOf(ScoreCommand.Presets, name) < 0) { error = $"unknown \"preset\" {p.Preview(40)}; expected one of {string.Join(", ", ScoreCommand.Presets)}"; return false; }
-            preset = ScoreCommand.ParsePreset(name);
+            if (!EnumNames.TryParse(name, out preset)) { error = EnumNames.Unknown<RewardPreset>(p.Preview(40), "\"preset\""); return false; }
         }
         reward = rewards[(int)task, (int)preset];
         return true;
@@ -325,7 +323,7 @@ public sealed class RewardServer : IAsyncDisposable
         else json.WriteRawValue(double.IsNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity", skipInputValidation: true);
     }
 
-    static string PresetName(RewardPreset preset) => ScoreCommand.Presets[(int)preset];
+    static string PresetName(RewardPreset preset) => EnumNames.Of(preset);
 
     void Log(HttpContext context, int status, int items, int errors, long started, string? problem = null) =>
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,

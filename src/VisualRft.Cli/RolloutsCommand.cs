@@ -3,6 +3,7 @@ using System.Text.Json;
 using VisualRft.Data;
 using VisualRft.Interop;
 using VisualRft.IO;
+using VisualRft.Rewards;
 using VisualRft.Views;
 
 namespace VisualRft.Cli;
@@ -26,7 +27,7 @@ public static class RolloutsCommand
         var dataset = new Option<string>("--dataset") { Description = "the data set the run trained on (as given to vrft export), to rejoin images and solutions", Required = true };
         var shots = new Option<int?>("--shots") { Description = "as given to vrft export" };
         var preset = new Option<string>("--preset") { Description = "our reward's preset", DefaultValueFactory = _ => "visual-rft" };
-        preset.AcceptOnlyFromAmong(ScoreCommand.Presets);
+        preset.AcceptOnlyFromAmong(EnumNames.All<RewardPreset>());
         var split = new Option<string?>("--split") { Description = "train | test: where the completions' prompts come from (default: test for easyr1, whose log holds validation samples; else train)" };
         split.AcceptOnlyFromAmong("train", "test");
         var compare = new Option<string?>("--compare") { Description = "a second log of the same format, drawn beside the first" };
@@ -39,7 +40,7 @@ public static class RolloutsCommand
             if (!name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !SyntheticDatasets.Names.Contains(name))
                 throw new OptionException("--dataset", $"no synthetic data set '{name}' (known: {string.Join(", ", SyntheticDatasets.Names)})");
             if (parse.GetValue(shots) is < 1 or > 4096) throw new OptionException("--shots", $"must be between 1 and 4,096, got {parse.GetValue(shots)}");
-            var p = ScoreCommand.ParsePreset(parse.GetValue(preset)!);
+            var p = EnumNames.Parse<RewardPreset>(parse.GetValue(preset)!, "preset");
             var run = Rollouts.Import(parse.GetValue(path)!, f);   // read before generating the data set: a bad log fails fast
             var other = parse.GetValue(compare) is { } second ? Rollouts.Import(second, f) : null;
             var data = SyntheticDatasets.Load(name, shots: parse.GetValue(shots));

@@ -38,19 +38,15 @@ public static class ScoreCommand
     public const int DefaultMaxLineBytes = 1 << 20;
     public const int MaxMaxLineBytes = 1 << 30;
 
-    // In the order of VisualTask and RewardPreset: the reward server indexes them by the enum value.
-    internal static readonly string[] Tasks = ["detection", "classification", "grounding"];
-    internal static readonly string[] Presets = ["visual-rft", "strict"];
-
     // Completions are written back in messages; keep <, >, ' readable (the output is not embedded in HTML).
     internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static Command Create()
     {
         var task = new Option<string>("--task") { Description = "detection | classification | grounding", Required = true };
-        task.AcceptOnlyFromAmong(Tasks);
+        task.AcceptOnlyFromAmong(EnumNames.All<VisualTask>());
         var preset = new Option<string>("--preset") { Description = "visual-rft (the official code's behaviour) | strict", DefaultValueFactory = _ => "visual-rft" };
-        preset.AcceptOnlyFromAmong(Presets);
+        preset.AcceptOnlyFromAmong(EnumNames.All<RewardPreset>());
         var maxLine = new Option<int>("--max-line-bytes")
         {
             Description = $"longest input line scored; longer ones get an error line and are skipped (default {DefaultMaxLineBytes:N0})",
@@ -60,7 +56,7 @@ public static class ScoreCommand
         var cmd = new Command("score", "Score completions against solutions with a Visual-RFT verifiable reward") { task, preset, maxLine, file };
         cmd.SetAction(parse =>
         {
-            var reward = TaskReward.Create(ParseTask(parse.GetValue(task)!), ParsePreset(parse.GetValue(preset)!));
+            var reward = TaskReward.Create(EnumNames.Parse<VisualTask>(parse.GetValue(task)!, "task"), EnumNames.Parse<RewardPreset>(parse.GetValue(preset)!, "preset"));
             int limit = OptionChecks.InRange(parse, maxLine, 64, MaxMaxLineBytes);
             var path = parse.GetValue(file)?.FullName;
             if (path is not null && Directory.Exists(path)) throw new InvalidDataException($"input '{path}' is a directory, not a JSON lines file");
@@ -75,21 +71,6 @@ public static class ScoreCommand
         });
         return cmd;
     }
-
-    public static VisualTask ParseTask(string name) => name switch
-    {
-        "detection" => VisualTask.Detection,
-        "classification" => VisualTask.Classification,
-        "grounding" => VisualTask.Grounding,
-        _ => throw new ArgumentException($"unknown task '{name}'; expected one of {string.Join(", ", Tasks)}"),
-    };
-
-    public static RewardPreset ParsePreset(string name) => name switch
-    {
-        "visual-rft" => RewardPreset.VisualRft,
-        "strict" => RewardPreset.Strict,
-        _ => throw new ArgumentException($"unknown preset '{name}'; expected one of {string.Join(", ", Presets)}"),
-    };
 
     /// <summary>errno EPIPE on Linux, which .NET's stream errors carry as their HResult.</summary>
     const int BrokenPipe = 32;

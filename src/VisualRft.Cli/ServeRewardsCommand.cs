@@ -1,4 +1,5 @@
 using System.CommandLine;
+using VisualRft.Rewards;
 
 namespace VisualRft.Cli;
 
@@ -17,9 +18,9 @@ public static class ServeRewardsCommand
         var host = new Option<string>("--host") { Description = "address to bind (no authentication: keep loopback unless the network is trusted)", DefaultValueFactory = _ => defaults.Host };
         var port = new Option<int>("--port") { Description = "TCP port; 0 picks a free one", DefaultValueFactory = _ => defaults.Port };
         var task = new Option<string>("--task") { Description = "task of items that name none (and of OpenRLHF requests)", DefaultValueFactory = _ => "detection" };
-        task.AcceptOnlyFromAmong(ScoreCommand.Tasks);
+        task.AcceptOnlyFromAmong(EnumNames.All<VisualTask>());
         var preset = new Option<string>("--preset") { Description = "preset of items that name none", DefaultValueFactory = _ => "visual-rft" };
-        preset.AcceptOnlyFromAmong(ScoreCommand.Presets);
+        preset.AcceptOnlyFromAmong(EnumNames.All<RewardPreset>());
         var maxBatch = new Option<int>("--max-batch") { Description = "most items in one request (413 above)", DefaultValueFactory = _ => defaults.MaxBatch };
         var maxBody = new Option<int>("--max-body-bytes") { Description = "largest request body (413 above)", DefaultValueFactory = _ => (int)defaults.MaxBodyBytes };
         var timeout = new Option<double>("--timeout") { Description = "seconds a request may take, waiting included (503 past it)", DefaultValueFactory = _ => defaults.RequestTimeout.TotalSeconds };
@@ -32,8 +33,8 @@ public static class ServeRewardsCommand
             {
                 Host = parse.GetValue(host)!,
                 Port = OptionChecks.InRange(parse, port, 0, 65535),
-                Task = ScoreCommand.ParseTask(parse.GetValue(task)!),
-                Preset = ScoreCommand.ParsePreset(parse.GetValue(preset)!),
+                Task = EnumNames.Parse<VisualTask>(parse.GetValue(task)!, "task"),
+                Preset = EnumNames.Parse<RewardPreset>(parse.GetValue(preset)!, "preset"),
                 MaxBatch = OptionChecks.InRange(parse, maxBatch, 1, 1 << 20),
                 MaxBodyBytes = OptionChecks.InRange(parse, maxBody, 1024, int.MaxValue),
                 RequestTimeout = TimeSpan.FromSeconds(Math.Min(OptionChecks.FinitePositive(parse, timeout), 3600)),

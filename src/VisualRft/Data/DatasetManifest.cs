@@ -90,13 +90,10 @@ public sealed record DatasetManifest(
     static readonly string[] Keys =
         ["name", "description", "task", "generator", "promptTemplate", "seed", "imageSize", "categories", "shotOptions", "train", "test", "scene", "solutions", "relations"];
 
-    static readonly Dictionary<string, (VisualTask Task, bool OpenVocabulary)> Tasks = new()
-    {
-        ["detection"] = (VisualTask.Detection, false),
-        ["classification"] = (VisualTask.Classification, false),
-        ["grounding"] = (VisualTask.Grounding, false),
-        ["open-vocabulary-detection"] = (VisualTask.Detection, true),
-    };
+    // The tasks' own names, and open-vocabulary detection: detection that trains on base and tests on novel categories.
+    static readonly Dictionary<string, (VisualTask Task, bool OpenVocabulary)> Tasks = new(
+        [.. System.Enum.GetValues<VisualTask>().Select(t => KeyValuePair.Create(EnumNames.Of(t), (t, false))),
+         KeyValuePair.Create("open-vocabulary-detection", (VisualTask.Detection, true))]);
 
     static readonly Dictionary<string, CategorySelection> Selections = new()
     {

@@ -98,7 +98,7 @@ public sealed record FewShotDetectionResult(
             sb.AppendLine();
         }
         sb.AppendLine("mAP: per-category COCO AP@[.5:.95] averaged over the novel categories (visual-rft-spec §6.2); rewards: held-out means under the "
-            + $"{(Options.Recipe.Preset == RewardPreset.VisualRft ? "visual-rft" : "strict")} preset, greedy decoding; ± is the standard deviation over seeds "
+            + $"{EnumNames.Of(Options.Recipe.Preset)} preset, greedy decoding; ± is the standard deviation over seeds "
             + "(a seed draws the training images, GRPO's prompt order and sampler, SFT's batch order; the held-out images are the same for every seed).");
         var rftMs = Seeds.SelectMany(s => s.RftSteps).Select(m => m.Time.TotalMs).DefaultIfEmpty().Average();
         sb.AppendLine($"Visual-RFT: {Options.Recipe.RftSteps} steps a seed, mean step {rftMs:F0} ms; SFT: {Options.Recipe.SftSteps} steps; total {Seconds:F0} s.");

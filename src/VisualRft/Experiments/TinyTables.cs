@@ -281,7 +281,7 @@ public static class TinyTables
             ["Visual-RFT"] = $"{r.RftSteps} steps, lr {F(r.Grpo.LearningRate)}, G {r.Grpo.NumGenerations}, {r.Grpo.PromptsPerMicroBatch}×{r.Grpo.GradientAccumulation} prompts/step, β {F(r.Grpo.Beta)}, max {r.Grpo.MaxCompletionLength} tokens, {run.RftStepMs:F0} ms/step",
             ["SFT"] = $"{r.SftSteps} steps, lr {F(r.Sft.LearningRate)}, batch {r.Sft.BatchSize}, {run.SftStepMs:F0} ms/step",
             ["seeds"] = $"{string.Join(", ", o.Seeds)} (each: training images, GRPO sampler and prompt order, SFT batch order; held-out images fixed)",
-            ["reward"] = r.Preset == RewardPreset.VisualRft ? "visual-rft preset" : "strict preset",
+            ["reward"] = $"{EnumNames.Of(r.Preset)} preset",
             ["evaluation"] = $"greedy, max {r.EvalMaxNewTokens} new tokens",
             // Training passes round differently on one and two threads, so a run repeats bit for bit only with a fixed count.
             ["threads"] = ThreadPolicy.Override is { } n ? $"{n} (fixed: the run repeats bit for bit)"

@@ -28,21 +28,12 @@ public enum RewardScaling
     None,
 }
 
-/// <summary>Learning-rate schedule over optimizer steps (HF <c>lr_scheduler_type</c>).</summary>
-public enum LrSchedule
-{
-    /// <summary>HF <c>get_linear_schedule_with_warmup</c>: linear warm-up, then linear decay to 0 at the last step.</summary>
-    Linear,
-    /// <summary>HF <c>get_constant_schedule_with_warmup</c>: linear warm-up, then constant.</summary>
-    Constant,
-}
-
 /// <summary>
 /// Every knob of Visual-RFT's GRPO. The defaults of the record are the paper's (<see cref="VisualRftPaper"/>); each
 /// property names its source: the spec (<c>visual-rft-spec.md</c>), TRL's <c>GRPOConfig</c> or HF <c>TrainingArguments</c>.
 /// Call <see cref="Validate"/> (done by the consumers) to get one clear error per bad value.
 /// </summary>
-public sealed record GrpoOptions
+public sealed record GrpoOptions : ICheckpointOptions<GrpoOptions>
 {
     // ---- group and batch --------------------------------------------------------------------------------------
 

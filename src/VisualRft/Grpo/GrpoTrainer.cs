@@ -125,7 +125,7 @@ public sealed partial class GrpoTrainer : IDisposable
     }
 
     /// <summary>Restores a checkpoint of this run; the reference stays the model this trainer was built from.</summary>
-    public void LoadCheckpoint(string path) => Checkpoint.Load(path, Policy.Model, Optimizer, null, _sampler);
+    public void LoadCheckpoint(string path) => Checkpoint.Load<GrpoOptions>(path, Policy.Model, Optimizer, null, _sampler);
 
     /// <summary>
     /// The guard of every public call that runs torch work: the trainer is alive, no other call is inside it (a cancelled

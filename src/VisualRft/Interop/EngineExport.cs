@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Parquet.Serialization;
 using VisualRft.Data;
+using VisualRft.Rewards;
 using VisualRft.Views;
 
 namespace VisualRft.Interop;
@@ -23,15 +24,13 @@ public sealed record ExportResult(Engine Engine, string Folder, IReadOnlyList<st
 /// </summary>
 public static class EngineExport
 {
-    public const string DefaultPreset = "visual-rft";
-
     /// <summary>Writes train.parquet, test.parquet and the engine's config into <paramref name="folder"/>.</summary>
-    public static ExportResult Write(Engine engine, string datasetName, SyntheticDataset data, string folder, string preset = DefaultPreset) =>
+    public static ExportResult Write(Engine engine, string datasetName, SyntheticDataset data, string folder, RewardPreset preset = RewardPreset.VisualRft) =>
         Write(engine, datasetName, data.Train, data.Test, folder, preset);
 
     /// <summary>The same for any samples, e.g. a downloaded data set's (<see cref="PaperSamples.FromHfRows"/>).</summary>
     public static ExportResult Write(Engine engine, string datasetName, IReadOnlyList<VisualSample> train, IReadOnlyList<VisualSample> test,
-        string folder, string preset = DefaultPreset)
+        string folder, RewardPreset preset = RewardPreset.VisualRft)
     {
         if (train.Count == 0) throw new ArgumentException($"{datasetName} has no training samples to export", nameof(train));
         if (train.Concat(test).Select(s => s.Task).Distinct().Count() > 1) throw new ArgumentException($"{datasetName} mixes tasks; export one task at a time", nameof(train));
@@ -55,7 +54,7 @@ public static class EngineExport
     public static string GroundTruth(VisualSample s) =>
         JsonSerializer.Serialize(new GroundTruthJson { Solution = s.Solution, ImageSize = [s.Width, s.Height] });
 
-    static void WriteParquet(Engine engine, string name, string split, IReadOnlyList<VisualSample> samples, string preset, string path)
+    static void WriteParquet(Engine engine, string name, string split, IReadOnlyList<VisualSample> samples, RewardPreset preset, string path)
     {
         var tmp = path + ".tmp";
         using (var stream = File.Create(tmp))
@@ -70,8 +69,6 @@ public static class EngineExport
         }
         File.Move(tmp, path, overwrite: true);
     }
-
-    static string TaskName(VisualTask t) => t.ToString().ToLowerInvariant();
 
     sealed class GroundTruthJson
     {
@@ -104,9 +101,9 @@ public static class EngineExport
         [JsonPropertyName("image_width")] public int ImageWidth { get; set; }
         [JsonPropertyName("image_height")] public int ImageHeight { get; set; }
 
-        public static ExtraInfo Of(VisualSample s, string split, int index, string preset) => new()
+        public static ExtraInfo Of(VisualSample s, string split, int index, RewardPreset preset) => new()
         {
-            Split = split, Index = index, Id = s.Id, Task = TaskName(s.Task), Preset = preset, ImageWidth = s.Width, ImageHeight = s.Height,
+            Split = split, Index = index, Id = s.Id, Task = EnumNames.Of(s.Task), Preset = EnumNames.Of(preset), ImageWidth = s.Width, ImageHeight = s.Height,
         };
     }
 
@@ -128,12 +125,12 @@ public static class EngineExport
         [JsonPropertyName("reward_model")] public RewardModel RewardModel { get; set; } = new();
         [JsonPropertyName("extra_info")] public ExtraInfo ExtraInfo { get; set; } = new();
 
-        public static VerlRow Of(VisualSample s, string name, string split, int index, string preset) => new()
+        public static VerlRow Of(VisualSample s, string name, string split, int index, RewardPreset preset) => new()
         {
             DataSource = EngineExport.DataSource(name),
             Prompt = [new() { Role = "user", Content = "<image>" + s.Problem }],
             Images = [ImageCell.Of(s)],
-            Ability = TaskName(s.Task),
+            Ability = EnumNames.Of(s.Task),
             RewardModel = new() { GroundTruth = GroundTruth(s) },
             ExtraInfo = ExtraInfo.Of(s, split, index, preset),
         };
@@ -175,7 +172,7 @@ public static class EngineExport
         [JsonPropertyName("data_source")] public string DataSource { get; set; } = "";
         [JsonPropertyName("extra_info")] public ExtraInfo ExtraInfo { get; set; } = new();
 
-        public static TrlRow Of(VisualSample s, string name, string split, int index, string preset) => new()
+        public static TrlRow Of(VisualSample s, string name, string split, int index, RewardPreset preset) => new()
         {
             Prompt = [new() { Role = "user", Content = [new() { Type = "image" }, new() { Type = "text", Text = s.Problem }] }],
             Image = ImageCell.Of(s),
@@ -191,7 +188,7 @@ public static class EngineExport
     /// trainer (TRL's GRPOTrainer of early 2025, which Visual-RFT forked).</summary>
     static string Config(Engine engine, string folder, VisualTask task)
     {
-        string t = TaskName(task);
+        string t = EnumNames.Of(task);
         var c = new StringBuilder();
         switch (engine)
         {

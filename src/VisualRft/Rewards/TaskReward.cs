@@ -21,7 +21,7 @@ public abstract class TaskReward
     /// <summary>The components in output order, with their documented ranges and weights.</summary>
     public IReadOnlyList<RewardComponent> Components { get; private set; }
     /// <summary>e.g. "detection/visual-rft".</summary>
-    public string Name => $"{Task.ToString().ToLowerInvariant()}/{(Preset == RewardPreset.VisualRft ? "visual-rft" : "strict")}";
+    public string Name => $"{EnumNames.Of(Task)}/{EnumNames.Of(Preset)}";
 
     /// <summary>The reward for one completion. Never throws for any string input.</summary>
     public RewardBreakdown Score(string completion, string solution)

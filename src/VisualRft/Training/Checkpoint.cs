@@ -1,14 +1,27 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
-using VisualRft.Grpo;
 using VisualRft.IO;
 using static TorchSharp.torch;
 
 namespace VisualRft.Training;
 
+/// <summary>
+/// A trainer's options as a checkpoint records them: validated before a save, written as JSON into
+/// <c>trainer_state.json</c> and read back (validated again) before a load touches the model. The trainer's options
+/// type implements it, so that checkpoints need not know which trainer wrote them.
+/// </summary>
+public interface ICheckpointOptions<TSelf> where TSelf : ICheckpointOptions<TSelf>
+{
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid knob.</summary>
+    TSelf Validate();
+    string ToJson();
+    /// <summary>Parses <see cref="ToJson"/>'s output; bad JSON or values are <see cref="InvalidDataException"/>s naming <paramref name="source"/>.</summary>
+    static abstract TSelf FromJson(string json, string source);
+}
+
 /// <summary>What a checkpoint folder holds, read from its <c>trainer_state.json</c>.</summary>
-public sealed record CheckpointInfo(string Folder, int Step, int TotalSteps, GrpoOptions Options, DateTime CreatedUtc);
+public sealed record CheckpointInfo<TOptions>(string Folder, int Step, int TotalSteps, TOptions Options, DateTime CreatedUtc);
 
 /// <summary>Which checkpoints of a run are kept: the newest <see cref="KeepLast"/> by step and, with
 /// <see cref="KeepBest"/>, the one with the best recorded metric (the <c>metric</c> of <c>Checkpoint.Save</c>); the one
@@ -57,14 +70,16 @@ public static class Checkpoint
     /// <c>latest</c> at it; returns the checkpoint folder. <paramref name="metric"/> (e.g. the mean reward) is recorded
     /// for <see cref="CheckpointRetention.KeepBest"/>; <paramref name="retention"/> removes older checkpoints afterwards.
     /// </summary>
-    public static string Save(string runFolder, nn.Module model, PolicyOptimizer optimizer, GrpoOptions options,
-        TrainingRandom? random = null, Generator? generator = null, CheckpointRetention? retention = null, double? metric = null) =>
+    public static string Save<TOptions>(string runFolder, nn.Module model, PolicyOptimizer optimizer, TOptions options,
+        TrainingRandom? random = null, Generator? generator = null, CheckpointRetention? retention = null, double? metric = null)
+        where TOptions : ICheckpointOptions<TOptions> =>
         Save(runFolder, model, optimizer, options, random, generator, retention, metric, beforeOperation: null);
 
     /// <summary>As the public overload; <paramref name="beforeOperation"/> is a test hook called with a description
     /// before every file-system operation, where a kill can happen.</summary>
-    internal static string Save(string runFolder, nn.Module model, PolicyOptimizer optimizer, GrpoOptions options,
+    internal static string Save<TOptions>(string runFolder, nn.Module model, PolicyOptimizer optimizer, TOptions options,
         TrainingRandom? random, Generator? generator, CheckpointRetention? retention, double? metric, Action<string>? beforeOperation)
+        where TOptions : ICheckpointOptions<TOptions>
     {
         if (optimizer.PendingMicroBatches != 0)
             throw new InvalidOperationException($"cannot checkpoint in the middle of a step: {optimizer.PendingMicroBatches} micro-batches are accumulated");
@@ -227,7 +242,7 @@ public static class Checkpoint
     }
 
     /// <summary>Reads and validates a checkpoint's <c>trainer_state.json</c> and file sizes, without loading tensors.</summary>
-    public static CheckpointInfo ReadInfo(string path)
+    public static CheckpointInfo<TOptions> ReadInfo<TOptions>(string path) where TOptions : ICheckpointOptions<TOptions>
     {
         var folder = Resolve(path);
         var statePath = Path.Combine(folder, StateFile);
@@ -250,9 +265,9 @@ public static class Checkpoint
             var actual = new FileInfo(p).Length;
             if (actual != expected) throw new InvalidDataException($"{p}: {actual} bytes, but {StateFile} recorded {expected} (truncated or replaced)");
         }
-        var options = GrpoOptions.FromJson(root["options"]?.ToJsonString() ?? throw new InvalidDataException($"{statePath}: missing 'options'"), statePath);
+        var options = TOptions.FromJson(root["options"]?.ToJsonString() ?? throw new InvalidDataException($"{statePath}: missing 'options'"), statePath);
         var created = DateTime.Parse(Get<string>("created_utc"), null, System.Globalization.DateTimeStyles.RoundtripKind);
-        return new CheckpointInfo(folder, Get<int>("step"), Get<int>("total_steps"), options, created);
+        return new CheckpointInfo<TOptions>(folder, Get<int>("step"), Get<int>("total_steps"), options, created);
     }
 
     /// <summary>
@@ -260,9 +275,10 @@ public static class Checkpoint
     /// from <paramref name="path"/> (a checkpoint folder or a run folder). The optimizer must cover the same
     /// parameters and the same total steps. Everything is validated before the model is touched where possible.
     /// </summary>
-    public static CheckpointInfo Load(string path, nn.Module model, PolicyOptimizer optimizer, TrainingRandom? random = null, Generator? generator = null)
+    public static CheckpointInfo<TOptions> Load<TOptions>(string path, nn.Module model, PolicyOptimizer optimizer, TrainingRandom? random = null, Generator? generator = null)
+        where TOptions : ICheckpointOptions<TOptions>
     {
-        var info = ReadInfo(path);
+        var info = ReadInfo<TOptions>(path);
         if (info.TotalSteps != optimizer.TotalSteps)
             throw new InvalidDataException($"{info.Folder}: saved by a run of {info.TotalSteps} optimizer steps, the optimizer was built for {optimizer.TotalSteps}; the linear schedule would differ");
 

@@ -1,6 +1,13 @@
-using VisualRft.Grpo;
-
 namespace VisualRft.Training;
+
+/// <summary>Learning-rate schedule over optimizer steps (HF <c>lr_scheduler_type</c>).</summary>
+public enum LrSchedule
+{
+    /// <summary>HF <c>get_linear_schedule_with_warmup</c>: linear warm-up, then linear decay to 0 at the last step.</summary>
+    Linear,
+    /// <summary>HF <c>get_constant_schedule_with_warmup</c>: linear warm-up, then constant.</summary>
+    Constant,
+}
 
 /// <summary>
 /// The learning rate of each optimizer step, exactly as HF <c>get_linear_schedule_with_warmup</c> /

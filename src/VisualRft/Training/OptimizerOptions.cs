@@ -1,10 +1,8 @@
-using VisualRft.Grpo;
-
 namespace VisualRft.Training;
 
 /// <summary>
 /// The optimizer side of a run, shared by both trainers: AdamW as HF <c>Trainer</c> configures it, the learning-rate
-/// schedule, gradient clipping and accumulation (visual-rft-spec.md §2.3). <see cref="GrpoOptions.Optimizer"/> and
+/// schedule, gradient clipping and accumulation (visual-rft-spec.md §2.3). <c>GrpoOptions.Optimizer</c> and
 /// <see cref="SftOptions.Optimizer"/> project their flat knobs onto it.
 /// </summary>
 public sealed record OptimizerOptions

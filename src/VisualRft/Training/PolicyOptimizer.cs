@@ -1,5 +1,4 @@
 using TorchSharp;
-using VisualRft.Grpo;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
 
@@ -66,7 +65,7 @@ public sealed class PolicyOptimizer : IDisposable
     public double NextLearningRate => LearningRateSchedule.At(_options, StepCount, TotalSteps);
 
     /// <summary>
-    /// Backpropagates one micro-batch's loss (already divided by the accumulation, see <see cref="GrpoLoss.Compute"/>).
+    /// Backpropagates one micro-batch's loss (already divided by the accumulation, as both trainers' losses are).
     /// A non-finite loss is not backpropagated; it marks the step to be skipped.
     /// </summary>
     public void Backward(Tensor loss)

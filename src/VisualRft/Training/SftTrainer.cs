@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using TorchSharp;
 using VisualRft.Data;
-using VisualRft.Grpo;
 using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
 using VisualRft.Torch;

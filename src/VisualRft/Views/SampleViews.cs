@@ -18,7 +18,7 @@ public static class SampleViews
         var html = new StringBuilder("<div class=\"row\">").Append(svg).Append("<div>")
             .Append($"<h4>{E(s.Id)}</h4>")
             .Append(Table(["", ""], [
-                ["<td class=l>task</td>", $"<td class=l>{s.Task.ToString().ToLowerInvariant()} ({s.Split.ToString().ToLowerInvariant()}, {s.Group.ToString().ToLowerInvariant()} category)</td>"],
+                ["<td class=l>task</td>", $"<td class=l>{EnumNames.Of(s.Task)} ({s.Split.ToString().ToLowerInvariant()}, {s.Group.ToString().ToLowerInvariant()} category)</td>"],
                 ["<td class=l>category</td>", $"<td class=l>{E(s.Category)}</td>"],
                 ["<td class=l>image</td>", $"<td class=l>{s.Width}×{s.Height} px</td>"],
                 ["<td class=l>ground truth</td>", $"<td class=l>{(s.Boxes.Count == 0 ? "—" : string.Join("<br>", s.Boxes.Zip(s.Boxes1000).Select(p => $"{E(p.First.ToString())} = {E(p.Second.ToString())} in 0–1000")))}</td>"],
@@ -27,14 +27,14 @@ public static class SampleViews
             .Append($"<div class=muted>solution</div><pre>{E(s.Solution)}</pre>")
             .Append("</div></div>");
         return new View(Root(html.ToString(), "sample"), Overlay.Svg(s.Image, Truth(s), 300),
-            $"{s.Id}: {s.Task.ToString().ToLowerInvariant()} '{s.Category}', {s.Boxes.Count} box(es), {s.Width}x{s.Height}");
+            $"{s.Id}: {EnumNames.Of(s.Task)} '{s.Category}', {s.Boxes.Count} box(es), {s.Width}x{s.Height}");
     }
 
     /// <summary>A dataset card (what it mirrors, categories, sizes) and a gallery of up to <paramref name="gallery"/> samples.</summary>
     public static View Dataset(SyntheticDataset d, int gallery = 12)
     {
         var m = d.Manifest;
-        var task = m.OpenVocabulary ? "open-vocabulary detection" : m.Task.ToString().ToLowerInvariant();
+        var task = m.OpenVocabulary ? "open-vocabulary detection" : EnumNames.Of(m.Task);
         var shown = Gallery(d.Train, gallery);
         var card = Table(["", ""], [
             ["<td class=l>task</td>", $"<td class=l>{task} (prompt template {E(m.PromptTemplate)})</td>"],

@@ -1,4 +1,5 @@
 using VisualRft.Grpo;
+using VisualRft.Training;
 
 namespace VisualRft.Tests.Grpo;
 

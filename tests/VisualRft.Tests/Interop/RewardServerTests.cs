@@ -32,7 +32,7 @@ public class RewardServerTests
     {
         var output = new StringWriter();
         ScoreCommand.Run(new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", lines))), output,
-            TaskReward.Create(ScoreCommand.ParseTask(task), ScoreCommand.ParsePreset(preset)));
+            TaskReward.Create(EnumNames.Parse<VisualTask>(task, "task"), EnumNames.Parse<RewardPreset>(preset, "preset")));
         return [.. output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)];
     }
 

@@ -76,7 +76,7 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
         Assert.Equal("checkpoint-000002", File.ReadAllText(Path.Combine(_run, Checkpoint.LatestFile)).Trim());
 
         using var b = new Run(2).Init();
-        var info = Checkpoint.Load(_run, b.Model, b.Optimizer, b.Random, b.Generator);
+        var info = Checkpoint.Load<GrpoOptions>(_run, b.Model, b.Optimizer, b.Random, b.Generator);
         Assert.Equal((2, Total, OptimizerTests.Opts), (info.Step, info.TotalSteps, info.Options));
         AssertSame(a, b);
         Assert.Equal(a.Optimizer.NextLearningRate, b.Optimizer.NextLearningRate);
@@ -95,7 +95,7 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
             Checkpoint.Save(_run, first.Model, first.Optimizer, OptimizerTests.Opts, first.Random, first.Generator);
         }
         using var resumed = new Run(99).Init();   // new objects, other weights and seeds: everything must come from the checkpoint
-        Checkpoint.Load(_run, resumed.Model, resumed.Optimizer, resumed.Random, resumed.Generator);
+        Checkpoint.Load<GrpoOptions>(_run, resumed.Model, resumed.Optimizer, resumed.Random, resumed.Generator);
         resumed.Train(Total - 2);
         AssertSame(straight, resumed);
     }
@@ -121,7 +121,7 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
         Assert.Equal(Path.Combine(_run, "checkpoint-000002"), Checkpoint.Resolve(_run));
         Assert.False(Directory.Exists(Path.Combine(_run, "checkpoint-000003")));
         using var b = new Run(5).Init();
-        Assert.Equal(2, Checkpoint.Load(_run, b.Model, b.Optimizer, b.Random, b.Generator).Step);
+        Assert.Equal(2, Checkpoint.Load<GrpoOptions>(_run, b.Model, b.Optimizer, b.Random, b.Generator).Step);
         foreach (var (k, v) in b.Model.state_dict()) Assert.True(v.eq(expected[k]).all().item<bool>(), $"{k} differs");
 
         // The next save succeeds and clears the debris.
@@ -174,7 +174,7 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
                 {
                     if (previous is null && !Directory.GetDirectories(folder, "checkpoint-*").Any())
                         continue;   // killed during the very first save: there is nothing to load yet
-                    var info = Checkpoint.Load(folder, b.Model, b.Optimizer, b.Random, b.Generator);
+                    var info = Checkpoint.Load<GrpoOptions>(folder, b.Model, b.Optimizer, b.Random, b.Generator);
                     var loaded = Weights(b);
                     Assert.True(Same(loaded, current) || (previous is not null && Same(loaded, previous)),
                         $"killed before '{operation}': {info.Folder} holds neither the previous nor the new weights");
@@ -251,17 +251,17 @@ public class CheckpointTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
         using (var other = new Run(8))
         {
             other.Optimizer = new PolicyOptimizer(other.Model, OptimizerTests.Opts.Optimizer, Total + 1);
-            Assert.Contains("optimizer steps", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, other.Model, other.Optimizer)).Message);
+            Assert.Contains("optimizer steps", Assert.Throws<InvalidDataException>(() => Checkpoint.Load<GrpoOptions>(_run, other.Model, other.Optimizer)).Message);
         }
         // A model with other parameter names.
         using (var wrong = nn.Sequential(nn.Linear(4, 8)))
         using (var opt = new PolicyOptimizer(wrong, OptimizerTests.Opts.Optimizer, Total))
-            Assert.Contains("missing", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(_run, wrong, opt)).Message);
+            Assert.Contains("missing", Assert.Throws<InvalidDataException>(() => Checkpoint.Load<GrpoOptions>(_run, wrong, opt)).Message);
         // A truncated file.
         var optPath = Path.Combine(folder, "optimizer.bin");
         var bytes = File.ReadAllBytes(optPath);
         File.WriteAllBytes(optPath, bytes[..(bytes.Length / 2)]);
-        Assert.Contains("optimizer.bin", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(_run)).Message);
+        Assert.Contains("optimizer.bin", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo<GrpoOptions>(_run)).Message);
         // `latest` naming a folder that is not there.
         File.WriteAllText(Path.Combine(_run, Checkpoint.LatestFile), "checkpoint-000009\n");
         Assert.Contains("checkpoint-000009", Assert.Throws<InvalidDataException>(() => Checkpoint.Resolve(_run)).Message);
