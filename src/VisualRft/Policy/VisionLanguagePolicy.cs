@@ -30,6 +30,24 @@ public sealed class VisionLanguagePolicy : IDisposable
         StopTokenIds = new long[] { tok.RequireId(Qwen2Tokenizer.ImEnd), tok.RequireId(Qwen2Tokenizer.EndOfText) };
     }
 
+    /// <summary>A view of <paramref name="adapted"/>'s model with its LoRA adapters off: the base, sharing the weights.</summary>
+    VisionLanguagePolicy(VisionLanguagePolicy adapted) : this(adapted.Model, adapted.Processor) => _baseView = true;
+
+    // True for the view of an adapted model as its base (Reference): every torch call runs with the adapters off, and
+    // disposing it leaves the shared model alone.
+    readonly bool _baseView;
+
+    IDisposable? AsBase() => _baseView ? Model.Adapters?.Disable() : null;
+
+    /// <summary>The parameters an optimizer trains: the model's unfrozen ones and its LoRA adapters' (named lora:…).</summary>
+    public IEnumerable<(string Name, TorchSharp.Modules.Parameter Parameter)> TrainableParameters() =>
+        Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))
+            .Concat(Model.Adapters?.named_parameters().Select(p => ("lora:" + p.name.Replace('|', '.'), p.parameter)) ?? []);
+
+    /// <summary>The reference of the KL term: with LoRA adapters, this same model with them off (no second copy, as PEFT
+    /// and TRL do it); otherwise a frozen copy (<see cref="FrozenCopy"/>).</summary>
+    public VisionLanguagePolicy Reference() => Model.Adapters is null ? FrozenCopy() : new VisionLanguagePolicy(this);
+
     static void Compatible(Qwen2VLConfig config, Qwen2VLProcessor processor, Func<string, Exception> error)
     {
         var tok = processor.Tokenizer;
@@ -78,6 +96,7 @@ public sealed class VisionLanguagePolicy : IDisposable
     {
         var images = batch.Images ?? throw new ArgumentException("the batch has no images", nameof(batch));
         CheckGrids(images, batch);
+        using var asBase = AsBase();
         var grid = images.GridThwTensor();
         return new ImageInputs(Model.EncodeImages(batch.PixelValuesTensor()!.to(Device), grid), grid);
     }
@@ -99,6 +118,7 @@ public sealed class VisionLanguagePolicy : IDisposable
                 throw new ArgumentException($"sample {samples[b].Id} has a {batch.PromptLengths[b]}-token prompt, over GrpoOptions.MaxPromptLength = "
                     + $"{maxPromptLength}; raise the limit or shrink the image (the processor's MaxPixels)");
         using var scope = NewDisposeScope();
+        using var asBase = AsBase();
         var pixels = batch.PixelValuesTensor()!.to(Device);
         var grid = batch.ImageGridThwTensor()!;
         var images = new List<PromptImage>();
@@ -121,12 +141,20 @@ public sealed class VisionLanguagePolicy : IDisposable
     }
 
     /// <summary>G completions per prompt, sampled with the KV cache from the prompts' image embeddings (detached).</summary>
-    internal GenerationOutput Sample(PromptTensors prompts, SamplingOptions sampling, int g, Generator sampler) =>
-        Model.Generate(prompts.Ids, prompts.Mask, prompts.Detached(), sampling, g, sampler, returnLogProbs: true);
+    internal GenerationOutput Sample(PromptTensors prompts, SamplingOptions sampling, int g, Generator sampler)
+    {
+        using var asBase = AsBase();
+        return Model.Generate(prompts.Ids, prompts.Mask, prompts.Detached(), sampling, g, sampler, returnLogProbs: true);
+    }
 
-    /// <summary>This policy's log-probs of G completions per prompt [B·G, C] (<see cref="PromptTensors.CompletionLogProbs"/>).</summary>
-    internal Tensor CompletionLogProbs(PromptTensors prompts, Tensor completionIds, Tensor completionMask, double temperature) =>
-        prompts.CompletionLogProbs(Model, completionIds, completionMask, temperature);
+    /// <summary>This policy's log-probs of G completions per prompt [B·G, C] (<see cref="PromptTensors.CompletionLogProbs"/>);
+    /// the base view of a model whose adapters reach the vision tower encodes the images again, with them off.</summary>
+    internal Tensor CompletionLogProbs(PromptTensors prompts, Tensor completionIds, Tensor completionMask, double temperature)
+    {
+        using var asBase = AsBase();
+        return prompts.CompletionLogProbs(Model, completionIds, completionMask, temperature,
+            encodeAgain: _baseView && Model.Adapters?.TouchesVision == true);
+    }
 
     /// <summary>The batch's image grids as the vision tower needs them, a bad one named by its image (the tower's own
     /// check names a row of a tensor only, and comes after the pixels were copied).</summary>
@@ -193,7 +221,10 @@ public sealed class VisionLanguagePolicy : IDisposable
         Processor.ImageProcessor.SavePreprocessorConfig(Path.Combine(folder, "preprocessor_config.json"));
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        if (!_baseView) Model.Dispose();
+    }
 }
 
 /// <summary>One prompt's image: pixels and grid as processed, and a policy's embeddings of it.</summary>
@@ -228,13 +259,14 @@ internal sealed class PromptTensors(Qwen2VLForConditionalGeneration encoder, Ten
     /// The image embeddings are the prompts' own while their graph is unspent — with gradient the graph itself, so that the
     /// vision tower runs once per prompt and step; without, detached (the weights have not moved since) — and afterwards
     /// encoded again prompt by prompt with the weights as they are now. Another model (the frozen reference) encodes the
-    /// pixels with its own tower.
+    /// pixels with its own tower, and so does the same model when <paramref name="encodeAgain"/> (its adapters are off now).
     /// </summary>
-    public Tensor CompletionLogProbs(Qwen2VLForConditionalGeneration model, Tensor completionIds, Tensor completionMask, double temperature)
+    public Tensor CompletionLogProbs(Qwen2VLForConditionalGeneration model, Tensor completionIds, Tensor completionMask, double temperature,
+        bool encodeAgain = false)
     {
         using var scope = NewDisposeScope();
         ImageInputs images;
-        if (model != Encoder)
+        if (model != Encoder || encodeAgain)
             images = new ImageInputs(model.EncodeImages(cat(Images.Select(i => i.Pixels).ToList(), 0), Grid()), Grid());
         else if (!is_grad_enabled() && !GraphSpent)
             images = Detached();

@@ -47,7 +47,7 @@ public sealed class SftTrainer : IDisposable
         TotalSteps = totalSteps;
         _train = train;
         _order = new PromptOrder(train.Count, options.Seed);
-        Optimizer = new PolicyOptimizer(policy.Model, options.Optimizer, totalSteps);
+        Optimizer = new PolicyOptimizer(policy.TrainableParameters(), options.Optimizer, totalSteps);
     }
 
     public VisionLanguagePolicy Policy { get; }

@@ -87,8 +87,14 @@ public static class Layer
     public static Tensor Project(Tensor x, Tensor weight, Tensor? bias = null) =>
         Bf16RowProduct.Applies(x, weight) ? Bf16RowProduct.Linear(x, weight, bias) : nn.functional.linear(x, weight, bias);
 
-    /// <summary>The layer's product, by <see cref="Project(Tensor, Tensor, Tensor?)"/>.</summary>
-    public static Tensor Project(this Linear layer, Tensor x) => Project(x, layer.weight, layer.bias);
+    /// <summary>The layer's product, by <see cref="Project(Tensor, Tensor, Tensor?)"/>, plus its LoRA update when it has one.</summary>
+    public static Tensor Project(this Linear layer, Tensor x)
+    {
+        if (LoraAdapters.Active(layer) is not { } lora) return Project(x, layer.weight, layer.bias);
+        using var y = Project(x, layer.weight, layer.bias);
+        using var delta = lora.Delta(x);
+        return y + delta;
+    }
 }
 
 /// <summary>
@@ -125,6 +131,18 @@ public sealed class LinearStack : IDisposable
     /// concatenated first, so that gradients reach them.
     /// </summary>
     public Tensor forward(Tensor x)
+    {
+        var y = Stacked(x);
+        var adapters = Parts.Select(LoraAdapters.Active).ToArray();
+        if (adapters.All(a => a is null)) return y;
+        // the parts' LoRA updates side by side, zeros for a part without one
+        using var scope = torch.NewDisposeScope();
+        var deltas = adapters.Select((a, i) => a?.Delta(x) ?? torch.zeros([.. x.shape[..^1], Parts[i].weight!.shape[0]], x.dtype, x.device)).ToArray();
+        y.add_(torch.cat(deltas, -1));
+        return y;
+    }
+
+    Tensor Stacked(Tensor x)
     {
         if (InStack() && !(torch.is_grad_enabled() && Parts.Any(p => p.weight.requires_grad || p.bias?.requires_grad == true)))
             return Layer.Project(x, weight, bias);

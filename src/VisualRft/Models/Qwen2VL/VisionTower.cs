@@ -220,7 +220,7 @@ public sealed class VisionAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         var p = x.shape[0];
-        var parts = qkv.forward(x).view(p, 3, heads, -1).permute(1, 0, 2, 3);
+        var parts = qkv.Project(x).view(p, 3, heads, -1).permute(1, 0, 2, 3);
         var q = Rotate(parts[0], cos, sin);
         var k = Rotate(parts[1], cos, sin);
         var v = parts[2];
@@ -243,7 +243,7 @@ public sealed class VisionAttention : nn.Module
             }
             o = torch.cat(outs, 0).reshape(p, -1);
         }
-        return proj.forward(o).MoveToOuterDisposeScope();
+        return proj.Project(o).MoveToOuterDisposeScope();
     }
 
     /// <summary>Vision RoPE runs in float32 and casts back (spec §3 dtype notes).</summary>
@@ -272,9 +272,9 @@ public sealed class VisionMlp : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        using var h = fc1.forward(x);
+        using var h = fc1.Project(x);
         using var a = Activations.Apply(act, h);
-        return fc2.forward(a);
+        return fc2.Project(a);
     }
 }
 
