@@ -268,8 +268,8 @@ internal sealed class PromptTensors(Qwen2VLForConditionalGeneration encoder, Ten
         ImageInputs images;
         if (model != Encoder || encodeAgain)
             images = new ImageInputs(model.EncodeImages(cat(Images.Select(i => i.Pixels).ToList(), 0), Grid()), Grid());
-        else if (!is_grad_enabled() && !GraphSpent)
-            images = Detached();
+        else if (!is_grad_enabled() && !GraphSpent || !model.visual.parameters().Any(p => p.requires_grad) && model.Adapters?.TouchesVision != true)
+            images = Detached();   // a frozen tower's embeddings are what encoding again would give
         else
         {
             var reuse = !GraphSpent && Images.All(i => i.Embeds.requires_grad);
