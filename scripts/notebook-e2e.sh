@@ -70,7 +70,7 @@ execute() {   # execute NOTEBOOK OUTPUT-NAME [env assignments...]
     2> >(grep -v -e 'Debugger warning' -e 'frozen modules' -e 'make the debugger miss' -e 'Debugging will proceed' >&2)
 }
 libtorch_used() {   # the libtorch folder that TorchRuntime.Describe() printed in the executed notebook
-  grep -o 'libtorch [0-9.]* from [^,]*' "$results/$1.ipynb" | head -1 | sed 's/.* from //'
+  grep -o 'libtorch [0-9.+a-z]* ([^)]*) from [^,]*' "$results/$1.ipynb" | head -1 | sed 's/.* from //'
 }
 
 step "nbconvert --execute on the stock kernel (empty NuGet folder)"

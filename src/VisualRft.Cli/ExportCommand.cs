@@ -77,9 +77,9 @@ public static class ExportCommand
         VisualTask task, BadImagePolicy onBadImage, TextWriter o)
     {
         var label = Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(path));
-        LoadedSamples Load(string from, string split, string name, DatasetSplit as_)
+        LoadedSamples Load(string from, string hfSplit, string name, DatasetSplit split)
         {
-            var loaded = PaperSamples.FromHfRows(HfDatasetReader.Read(from, split), task, name, onBadImage, as_);
+            var loaded = PaperSamples.FromHfRows(HfDatasetReader.Read(from, hfSplit), task, name, onBadImage, split);
             o.WriteLine($"{name}: {loaded.Summary()}");
             return loaded;
         }

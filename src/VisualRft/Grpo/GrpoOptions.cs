@@ -116,6 +116,10 @@ public sealed record GrpoOptions : ICheckpointOptions<GrpoOptions>
     /// <summary>Seed of every random draw (HF default 42) — spec §2.3.</summary>
     public long Seed { get; init; } = 42;
 
+    /// <summary>Train the decoder only and keep the vision tower as loaded (verl's <c>actor.freeze_vision_tower</c>): less
+    /// memory and compute per step. The official code trains everything, so the paper's preset keeps it off.</summary>
+    public bool FreezeVisionTower { get; init; }
+
     // ---- presets ----------------------------------------------------------------------------------------------
 
     /// <summary>The objective of the official Visual-RFT trainer (spec §2, DESIGN.md "Key decisions").</summary>

@@ -47,6 +47,8 @@ public sealed partial class GrpoTrainer : IDisposable
         // The reference is the policy as it is now, needed only for the KL term (spec §2.1): a frozen copy, or with LoRA the
         // model with its adapters off.
         Reference = options.UsesReference ? policy.Reference() : null;
+        if (Options.FreezeVisionTower)
+            foreach (var p in policy.Model.visual.parameters()) p.requires_grad = false;
         Optimizer = new PolicyOptimizer(policy.TrainableParameters(), Options.Optimizer, totalSteps * options.Mu);
         _sampler = new Generator((ulong)options.Seed, policy.Device);
     }

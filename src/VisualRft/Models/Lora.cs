@@ -84,18 +84,15 @@ public sealed class LoraAdapters : nn.Module
                 var a = new Parameter(empty(config.R, inFeatures, linear.weight.dtype, linear.weight.device).uniform_(-bound, bound, generator));
                 seed++;
                 var b = new Parameter(zeros(outFeatures, config.R, linear.weight.dtype, linear.weight.device));
-                var layer = new LoraLayer(adapters, name, a, b);
+                var layer = new LoraLayer(adapters, name, linear, a, b);
                 adapters.layers.Add(layer);
                 adapters.register_parameter(PeftKey(name, "A"), a);
                 adapters.register_parameter(PeftKey(name, "B"), b);
                 OfLayer.Add(linear, layer);
             }
         foreach (var p in model.parameters()) p.requires_grad = false;
-        adapters.targets = [.. targets.Select(t => (Linear)t.module)];
         return adapters;
     }
-
-    Linear[] targets = [];
 
     /// <summary>The adapter of <paramref name="linear"/> while its adapters are enabled, else null.</summary>
     internal static LoraLayer? Active(Linear linear) => OfLayer.TryGetValue(linear, out var l) && l.Owner.Enabled ? l : null;
@@ -103,6 +100,9 @@ public sealed class LoraAdapters : nn.Module
     /// <summary>PEFT's key of an adapter weight: <c>base_model.model.{module}.lora_A.weight</c> (safetensors, no adapter name).
     /// TorchSharp parameter names may not contain dots, so the module keeps them with '|' and <see cref="Save"/> restores them.</summary>
     static string PeftKey(string module, string ab) => $"base_model|model|{module.Replace('.', '|')}|lora_{ab}|weight";
+
+    /// <summary>The adapter weights under PEFT's keys (<c>base_model.model.{module}.lora_A.weight</c>).</summary>
+    public IEnumerable<(string Key, Parameter Weight)> Weights() => named_parameters().Select(p => (p.name.Replace('|', '.'), p.parameter));
 
     /// <summary>A section in which the model computes as its base: the GRPO reference's log-probs, a base-model evaluation.</summary>
     public IDisposable Disable()
@@ -127,7 +127,7 @@ public sealed class LoraAdapters : nn.Module
             TargetModules = [.. Config.TargetModules],
         };
         AtomicFile.WriteAllText(Path.Combine(folder, "adapter_config.json"), JsonSerializer.Serialize(config, Json));
-        var tensors = named_parameters().ToDictionary(p => p.name.Replace('|', '.'), p => (Tensor)p.parameter);
+        var tensors = Weights().ToDictionary(w => w.Key, w => (Tensor)w.Weight);
         SafeTensors.Save(Path.Combine(folder, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
     }
 
@@ -151,15 +151,14 @@ public sealed class LoraAdapters : nn.Module
                 .Replace("base_model.model.model.visual.", "base_model.model.visual.");
             var byKey = weights.ToDictionary(w => Legacy(w.Key), w => w.Value);
             using (no_grad())
-                foreach (var (name, p) in adapters.named_parameters())
+                foreach (var (key, p) in adapters.Weights())
                 {
-                    var key = name.Replace('|', '.');
                     if (!byKey.TryGetValue(key, out var w)) throw new InvalidDataException($"{folder}: adapter_model.safetensors has no {key}");
                     if (!w.shape.SequenceEqual(p.shape))
                         throw new InvalidDataException($"{folder}: {key} is [{string.Join(", ", w.shape)}], the model needs [{string.Join(", ", p.shape)}]");
                     p.copy_(w);
                 }
-            var unused = byKey.Keys.Except(adapters.named_parameters().Select(p => p.name.Replace('|', '.'))).ToList();
+            var unused = byKey.Keys.Except(adapters.Weights().Select(w => w.Key)).ToList();
             if (unused.Count > 0) throw new InvalidDataException($"{folder}: {unused.Count} adapter weights match no layer of the model (first: {unused[0]})");
         }
         catch
@@ -181,10 +180,10 @@ public sealed class LoraAdapters : nn.Module
     public void Merge()
     {
         using (no_grad())
-            for (int i = 0; i < layers.Count; i++)
+            foreach (var layer in layers)
             {
-                using var delta = layers[i].B.matmul(layers[i].A).mul_(Config.Scale);
-                targets[i].weight!.add_(delta);
+                using var delta = layer.B.matmul(layer.A).mul_(Config.Scale);
+                layer.Target.weight!.add_(delta);
             }
         Dispose();
     }
@@ -192,8 +191,8 @@ public sealed class LoraAdapters : nn.Module
     protected override void Dispose(bool disposing)
     {
         if (disposing)
-            foreach (var linear in targets) OfLayer.Remove(linear);
-        targets = [];
+            foreach (var layer in layers) OfLayer.Remove(layer.Target);
+        layers.Clear();
         base.Dispose(disposing);
     }
 
@@ -220,8 +219,10 @@ public sealed class LoraAdapters : nn.Module
 }
 
 /// <summary>One layer's adapter: A [r, in], B [out, r].</summary>
-internal sealed class LoraLayer(LoraAdapters owner, string moduleName, Parameter a, Parameter b)
+internal sealed class LoraLayer(LoraAdapters owner, string moduleName, Linear target, Parameter a, Parameter b)
 {
+    /// <summary>The base layer whose product this adapter adds to.</summary>
+    public Linear Target { get; } = target;
     public LoraAdapters Owner { get; } = owner;
     public string ModuleName { get; } = moduleName;
     public Parameter A { get; } = a;

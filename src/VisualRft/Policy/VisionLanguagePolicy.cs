@@ -42,7 +42,7 @@ public sealed class VisionLanguagePolicy : IDisposable
     /// <summary>The parameters an optimizer trains: the model's unfrozen ones and its LoRA adapters' (named lora:…).</summary>
     public IEnumerable<(string Name, TorchSharp.Modules.Parameter Parameter)> TrainableParameters() =>
         Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))
-            .Concat(Model.Adapters?.named_parameters().Select(p => ("lora:" + p.name.Replace('|', '.'), p.parameter)) ?? []);
+            .Concat(Model.Adapters?.Weights().Select(w => ("lora:" + w.Key, w.Weight)) ?? []);
 
     /// <summary>The reference of the KL term: with LoRA adapters, this same model with them off (no second copy, as PEFT
     /// and TRL do it); otherwise a frozen copy (<see cref="FrozenCopy"/>).</summary>
@@ -268,8 +268,8 @@ internal sealed class PromptTensors(Qwen2VLForConditionalGeneration encoder, Ten
         ImageInputs images;
         if (model != Encoder || encodeAgain)
             images = new ImageInputs(model.EncodeImages(cat(Images.Select(i => i.Pixels).ToList(), 0), Grid()), Grid());
-        else if (!is_grad_enabled() && !GraphSpent)
-            images = Detached();
+        else if ((!is_grad_enabled() && !GraphSpent) || (!model.visual.parameters().Any(p => p.requires_grad) && model.Adapters?.TouchesVision != true))
+            images = Detached();   // a frozen tower's embeddings are what encoding again would give
         else
         {
             var reuse = !GraphSpent && Images.All(i => i.Embeds.requires_grad);

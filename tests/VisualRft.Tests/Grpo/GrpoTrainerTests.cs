@@ -62,6 +62,22 @@ public sealed class TinyTrainerFixture
 [Collection(nameof(BitForBit))]
 public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture>
 {
+    [Fact]
+    public void A_frozen_vision_tower_stays_as_loaded_while_the_decoder_trains()
+    {
+        using var policy = fx.NewPolicy();
+        var before = policy.Model.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
+        using (var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options with { FreezeVisionTower = true }, totalSteps: 2))
+        {
+            Assert.DoesNotContain(trainer.Optimizer.Parameters, p => policy.Model.visual.parameters().Any(v => ReferenceEquals(v, p)));
+            trainer.Step();
+        }
+        bool Same(string name) => before[name].eq(policy.Model.state_dict()[name]).all().item<bool>();
+        Assert.All(before.Keys.Where(k => k.StartsWith("visual.", StringComparison.Ordinal)), k => Assert.True(Same(k), k));
+        Assert.Contains(before.Keys.Where(k => k.StartsWith("model.layers.", StringComparison.Ordinal)), k => !Same(k));
+        Assert.False(GrpoOptions.VisualRftPaper.FreezeVisionTower);   // the official code trains the tower
+    }
+
     static Dictionary<string, Tensor> Snapshot(VisionLanguagePolicy p) =>
         p.Model.named_parameters().ToDictionary(x => x.name, x => x.parameter.detach().clone());
 

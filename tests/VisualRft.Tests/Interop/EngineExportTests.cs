@@ -23,7 +23,7 @@ public class EngineExportTests
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
+    internal static (int Code, string Out, string Err) Invoke(params string[] args)
     {
         var (o, e) = (new StringWriter(), new StringWriter());
         int code = VrftCommandLine.Run(args, new System.CommandLine.InvocationConfiguration { Output = o, Error = e });
@@ -148,12 +148,7 @@ public class DownloadedExportTests : IDisposable
         return data.Parent!.FullName;
     }
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = VrftCommandLine.Run(args, new System.CommandLine.InvocationConfiguration { Output = o, Error = e });
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) => EngineExportTests.Invoke(args);
 
     [Fact]
     public async Task A_half_downloaded_image_stops_the_export_or_is_skipped_and_counted()
