@@ -103,7 +103,7 @@ public static class PolicyEvaluator
         foreach (var e in scored)
         {
             var answer = Answers.ParseDetection(e.Completion, RewardPreset.VisualRft);
-            foreach (var box in answer.Boxes.DistinctBy(b => b.Position))
+            foreach (var box in answer.Boxes)
                 if (double.IsFinite(box.Confidence) && box.Position.IsFinite)
                     predictions.Add(new DetectionPrediction(e.Sample.Id, e.Sample.Category,
                         box.Position, box.Confidence));

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using VisualRft.Data;
 using VisualRft.Rewards.Parsing;
 
@@ -67,8 +66,6 @@ public static class VisualRftDetectionProtocol
         return queries;
     }
 
-    static readonly Regex AnswerPattern = new("<answer>(.*?)</answer>", RegexOptions.CultureInvariant);
-
     /// <summary>
     /// The script's post-processing: drop <c>[[</c>/<c>]]</c>, newlines and the literal <c>, ...</c>; take
     /// <c>&lt;answer&gt;(.*?)&lt;/answer&gt;</c> (else the whole text), stripped; <c>extract_bbox</c> (truncation repair,
@@ -80,35 +77,24 @@ public static class VisualRftDetectionProtocol
     /// </summary>
     public static ParsedDetections Parse(string response, CocoImage image, long categoryId)
     {
-        var text = response.Replace("[[", "[").Replace("]]", "]").Replace("\n", "").Replace(", ...", "");
-        var m = AnswerPattern.Match(text);
-        var content = PyText.Strip(m.Success ? m.Groups[1].Value : text);
-        if (!content.EndsWith(']'))
-        {
-            int cut = content.LastIndexOf("},", StringComparison.Ordinal);
-            content = (cut >= 0 ? content[..cut] : content) + "}]";
-        }
-        if (!PyJson.TryLoads(content.Replace('\'', '"'), out var list, out _)) return new([], null);
+        var (_, content) = DetectionParse.Locate(response, DetectionReader.EvaluationScript);
+        if (!DetectionParse.TryLoad(content, out var list, out _, out _)) return new([], null);
         if (list.Kind == PyKind.Str) return new([], list.Str.Length == 0 ? "IndexError: string index out of range" : null);
         if (list.Kind != PyKind.List) return new([], $"{list.TypeName} is not a list of boxes");
         if (list.Items.Count == 0) return new([], "IndexError: list index out of range");
         if (list.Items[0].Kind == PyKind.Str) return new([], null);
 
         // remove_duplicates runs over the whole list first: a failure there leaves no box.
-        var unique = new List<PyValue>();
-        var seen = new List<List<PyValue>>();
         foreach (var item in list.Items)
         {
             if (item.Kind != PyKind.Dict || !item.TryGet("Position", out var pos)) return new([], "an element is not a dict with 'Position'");
             if (pos.Kind != PyKind.List || pos.Items.Any(v => v.Kind is PyKind.List or PyKind.Dict)) return new([], $"Position {pos} is not a list of scalars");
-            if (seen.Any(s => s.Count == pos.Items.Count && s.Zip(pos.Items).All(q => SameScalar(q.First, q.Second)))) continue;
-            seen.Add(pos.Items);
-            unique.Add(item);
         }
+        var unique = DetectionParse.FirstOfEach(list.Items, item => (IReadOnlyList<PyValue>)Position(item).Items, PyTupleEquality.Instance);
         var detections = new List<CocoDetection>();
         foreach (var item in unique)
         {
-            item.TryGet("Position", out var pos);
+            var pos = Position(item);
             if (pos.Items.Count != 4 || pos.Items.Any(v => !v.IsNumber)) return new(detections, $"Position {pos} is not four numbers");
             if (!item.TryGet("Confidence", out var c)) return new(detections, "KeyError: 'Confidence'");
             if (!c.IsNumber || !double.IsFinite(c.Number)) return new(detections, $"Confidence {c} is not a finite number");
@@ -120,7 +106,5 @@ public static class VisualRftDetectionProtocol
         return new(detections, null);
     }
 
-    /// <summary>Python <c>==</c> on two hashable scalars (1 == 1.0 == True).</summary>
-    static bool SameScalar(PyValue a, PyValue b) =>
-        a.IsNumber && b.IsNumber ? a.Number == b.Number : a.Kind == b.Kind && a.Kind == PyKind.Str ? a.Str == b.Str : a.Kind == b.Kind && a.Kind == PyKind.None;
+    static PyValue Position(PyValue item) => item.TryGet("Position", out var pos) ? pos : throw new InvalidOperationException("checked above");
 }

@@ -50,7 +50,7 @@ public sealed class ClassificationReward : TaskReward
         }
     }
 
-    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
+    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) Evaluate(string completion, string solution)
     {
         double format = Format(completion, Preset);
         var answer = Answers.ParseClassification(completion, Preset);
@@ -58,15 +58,15 @@ public sealed class ClassificationReward : TaskReward
         if (Preset == RewardPreset.VisualRft)
         {
             bool hit = gt.Contains(answer.Normalized, StringComparison.Ordinal) || answer.Normalized.Contains(gt, StringComparison.Ordinal);
-            return ([hit ? 1 : 0, format], answer, hit ? null : Wrong(answer, gt));
+            return ([hit ? 1 : 0, format], answer, hit ? null : Wrong(answer, gt), []);
         }
-        if (answer.Failure is not null) return ([0, format], answer, answer.Failure);
-        if (gt.Length == 0) return ([0, format], answer, new(ParseFailureKind.InvalidSolution, "the solution names no class"));
+        if (answer.Failure is not null) return ([0, format], answer, answer.Failure, []);
+        if (gt.Length == 0) return ([0, format], answer, new(ParseFailureKind.InvalidSolution, "the solution names no class"), []);
         bool ok = answer.Normalized == gt || (aliases.TryGetValue(gt, out var set) && set.Contains(answer.Normalized));
-        if (ok) return ([1, format], answer, null);
+        if (ok) return ([1, format], answer, null, []);
         return ([0, format], answer, ClassNames.NamesSeveral(answer.AnswerText)
             ? new(ParseFailureKind.MultipleClasses, $"'{Excerpt.Of(answer.AnswerText)}' names several classes")
-            : Wrong(answer, gt));
+            : Wrong(answer, gt), []);
     }
 
     static ParseFailure Wrong(ClassificationAnswer answer, string gt) =>

@@ -57,41 +57,36 @@ public sealed class DetectionReward : TaskReward
     ])
     { }
 
-    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
+    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) Evaluate(string completion, string solution)
     {
         double format = Format(completion, Preset);
         if (Preset == RewardPreset.VisualRft)
         {
-            var (iou, conf, failure, read) = OfficialDetection.Score(completion, solution);
-            return ([iou, conf, format], read, failure);
+            var (iou, conf, failure, read, matches) = OfficialDetection.Score(completion, solution);
+            return ([iou, conf, format], read, failure, matches);
         }
-        var answer = Answers.ParseDetection(completion, RewardPreset.Strict);
-        var (sIou, sConf, sFailure) = ScoreStrict(answer, StrictDetection.ParseAnswer(Answers.Answer(solution, VisualTask.Detection, RewardPreset.Strict)));
-        return ([sIou, sConf, format], answer, sFailure);
+        var answer = StrictDetection.Parse(completion);
+        var (sIou, sConf, sFailure, sMatches) = ScoreStrict(answer, StrictDetection.ParseSolution(solution));
+        return ([sIou, sConf, format], answer, sFailure, sMatches);
     }
 
-    static (double Iou, double Confidence, ParseFailure? Failure) ScoreStrict(DetectionAnswer answer, DetectionAnswer truth)
+    static (double Iou, double Confidence, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) ScoreStrict(DetectionAnswer answer, DetectionAnswer truth)
     {
-        if (truth.Failure is not null) return (0, 0, new(ParseFailureKind.InvalidSolution, $"solution: {truth.Failure.Message}"));
-        if (answer.Failure is not null) return (0, 0, answer.Failure);
+        if (truth.Failure is not null) return (0, 0, new(ParseFailureKind.InvalidSolution, $"solution: {truth.Failure.Message}"), []);
+        if (answer.Failure is not null) return (0, 0, answer.Failure, []);
         var gt = truth.Boxes.Select(b => b.Position.Normalized()).ToArray();
-        var preds = new List<DetectionBox>();
-        var seen = new HashSet<Box>();
-        foreach (var b in answer.Boxes)
-        {
-            var p = b with { Position = b.Position.Normalized() };
-            if (seen.Add(p.Position)) preds.Add(p);   // §4.3.5 duplicate removal (first kept), in linear time
-        }
+        var preds = answer.Boxes.Select(b => b with { Position = b.Position.Normalized() }).ToList();
         if (preds.Count == 0)
-            return gt.Length == 0 ? (1, 1, null) : (0, 0, new(ParseFailureKind.NoBox, $"no boxes predicted; the solution has {gt.Length}"));
+            return gt.Length == 0 ? (1, 1, null, []) : (0, 0, new(ParseFailureKind.NoBox, $"no boxes predicted; the solution has {gt.Length}"), []);
         double iouSum = 0, confSum = 0;
-        foreach (var m in DetectionMatching.Greedy(gt, preds))
+        var matches = DetectionMatching.Greedy(gt, preds);
+        foreach (var m in matches)
         {
             var c = preds[m.Prediction].Confidence;
             if (m.Matched) { iouSum += m.Iou; confSum += c; }
             else confSum += 1 - c;
         }
         double rIou = Math.Min(1.0, iouSum / Math.Max(gt.Length, preds.Count));
-        return (rIou, Math.Clamp(confSum / preds.Count, 0, 1), null);
+        return (rIou, Math.Clamp(confSum / preds.Count, 0, 1), null, matches);
     }
 }

@@ -46,7 +46,7 @@ public sealed class GroundingReward : TaskReward
     ])
     { }
 
-    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
+    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) Evaluate(string completion, string solution)
     {
         double format = Format(completion, Preset);
         string answerText = Answers.Answer(completion, VisualTask.Grounding, Preset);
@@ -62,10 +62,10 @@ public sealed class GroundingReward : TaskReward
         else giou = (Preset == RewardPreset.VisualRft ? Box.GIoU(PerMille(t), PerMille(a)) : ScaledGIoU(PerMille(t), PerMille(a))) + 1;
         if (Preset == RewardPreset.VisualRft)
         {
-            if (answerText == truthText) return ([2.0, format], answer, null);   // §4.9.5 exact-string shortcut, applied last
-            return ([giou, format], answer, failure);
+            if (answerText == truthText) return ([2.0, format], answer, null, []);   // §4.9.5 exact-string shortcut, applied last
+            return ([giou, format], answer, failure, []);
         }
-        return ([Math.Clamp(giou, 0, 2), format], answer, failure);
+        return ([Math.Clamp(giou, 0, 2), format], answer, failure, []);
     }
 
     /// <summary>

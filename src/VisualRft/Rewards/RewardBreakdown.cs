@@ -15,10 +15,16 @@ public sealed record RewardComponent(string Name, string Description, double Min
 public readonly record struct ComponentScore(string Name, double Value, double Weight);
 
 /// <summary>
-/// The reward of one completion: every component by name, the weighted total, what was read from the answer and,
-/// when the task component is 0 because the answer (or solution) could not be read, why.
+/// The reward of one completion: every component by name, the weighted total, what was read from the answer,
+/// when the task component is 0 because the answer (or solution) could not be read, why, and for detection how the
+/// answer's boxes were matched with the solution's: the matching the reward scored, which views draw and explain.
 /// </summary>
-public sealed record RewardBreakdown(IReadOnlyList<ComponentScore> Components, ParsedAnswer Answer, ParseFailure? Failure)
+/// <param name="Components">Every component's value, in the reward's component order.</param>
+/// <param name="Answer">What the reward read from the completion.</param>
+/// <param name="Failure">Why the task component is 0, when the answer or the solution could not be read.</param>
+/// <param name="Matches">One entry per compared box of the detection answer's <see cref="DetectionAnswer.Boxes"/>, in
+/// matching order (descending confidence); empty for the other tasks and where the reward failed before matching.</param>
+public sealed record RewardBreakdown(IReadOnlyList<ComponentScore> Components, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches)
 {
     /// <summary>Σ weight · value over the components with a non-zero weight (so a NaN component with weight 0 does not
     /// poison the total). Under visual-rft a NaN confidence reward makes the total NaN, as in the original.</summary>

@@ -28,10 +28,10 @@ public abstract class TaskReward
     {
         ArgumentNullException.ThrowIfNull(completion);
         ArgumentNullException.ThrowIfNull(solution);
-        var (values, answer, failure) = Evaluate(completion, solution);
+        var (values, answer, failure, matches) = Evaluate(completion, solution);
         var scores = new ComponentScore[values.Length];
         for (int i = 0; i < values.Length; i++) scores[i] = new(Components[i].Name, values[i], Components[i].Weight);
-        return new RewardBreakdown(scores, answer, failure);
+        return new RewardBreakdown(scores, answer, failure, matches);
     }
 
     /// <summary>Rewards for completions paired one-to-one with solutions.</summary>
@@ -71,8 +71,9 @@ public abstract class TaskReward
         _ => throw new ArgumentOutOfRangeException(nameof(task), task, "unknown task"),
     };
 
-    /// <summary>Component values in <see cref="Components"/> order, what was read, and why the task part is 0 if it is.</summary>
-    private protected abstract (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution);
+    /// <summary>Component values in <see cref="Components"/> order, what was read, why the task part is 0 if it is, and
+    /// (detection) how the predicted boxes were matched.</summary>
+    private protected abstract (double[] Values, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) Evaluate(string completion, string solution);
 
     private protected static RewardComponent FormatComponent(RewardPreset preset) => new("format",
         preset == RewardPreset.VisualRft

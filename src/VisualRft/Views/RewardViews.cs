@@ -15,7 +15,7 @@ namespace VisualRft.Views;
 public static class RewardViews
 {
     /// <summary>The predicted boxes of a completion as the reward read them, in the answer's frame (after duplicate removal
-    /// for detection), and how the §4.4 matching paired them with the ground truth.</summary>
+    /// for detection), and how the reward's §4.4 matching paired them with the ground truth.</summary>
     public sealed record Reading(IReadOnlyList<DetectionBox> Boxes, IReadOnlyList<BoxMatch> Matches);
 
     /// <summary>
@@ -24,7 +24,7 @@ public static class RewardViews
     /// </summary>
     public static IReadOnlyList<Box> SolutionBoxes(VisualSample sample) => sample.Task switch
     {
-        VisualTask.Detection => [.. Answers.ParseDetection(sample.Solution, RewardPreset.Strict).Boxes.Select(b => b.Position.Normalized())],
+        VisualTask.Detection => [.. StrictDetection.ParseSolution(sample.Solution).Boxes.Select(b => b.Position.Normalized())],
         VisualTask.Grounding => Answers.ParseGrounding(sample.Solution, RewardPreset.Strict).Box is { } b ? [b.Normalized()] : [],
         _ => [],
     };
@@ -44,16 +44,15 @@ public static class RewardViews
             + (inPixels ? " — they are in image pixels: convert them with ImageFrames.Convert (the answers are in 0–1000)" : "");
     }
 
-    /// <summary>Detection: the boxes read and their matching against the solution's boxes; grounding: the one box.</summary>
+    /// <summary>Detection: the boxes read and the reward's matching of them; grounding: the one box and its IoU.</summary>
     public static Reading Read(RewardBreakdown r, VisualSample sample)
     {
-        var truth = SolutionBoxes(sample);
         switch (r.Answer)
         {
             case DetectionAnswer d:
-                var unique = d.Boxes.DistinctBy(b => b.Position).ToList();   // spec §4.3.5: exact duplicates removed, first kept
-                return new Reading(unique, DetectionMatching.Greedy(truth, unique));
+                return new Reading(d.Boxes, r.Matches);
             case GroundingAnswer { Box: { } box }:
+                var truth = SolutionBoxes(sample);
                 var iou = truth.Count > 0 ? Box.IoU(truth[0], box.Normalized()) : 0;
                 return new Reading([new DetectionBox(box, double.NaN)], [new BoxMatch(0, iou > 0 ? 0 : null, iou)]);
             default:
@@ -61,15 +60,19 @@ public static class RewardViews
         }
     }
 
-    /// <summary>Boxes to draw for one completion: each colour-coded by the IoU of its match (red: unmatched).</summary>
+    /// <summary>Boxes to draw for one completion: each colour-coded by the IoU of its match (red: unmatched, or not
+    /// matched at all because the reward failed first).</summary>
     public static IEnumerable<OverlayBox> Predicted(Reading reading, ImageFrames frames, CoordinateFrame frame, int? completion = null, bool labels = true)
     {
-        foreach (var m in reading.Matches)
+        var matches = reading.Matches.ToDictionary(m => m.Prediction);
+        for (int i = 0; i < reading.Boxes.Count; i++)
         {
-            var b = reading.Boxes[m.Prediction];
+            var b = reading.Boxes[i];
+            var m = matches.GetValueOrDefault(i);
             var pixels = frames.Convert(b.Position, frame, CoordinateFrame.OriginalPixels);
-            var label = !labels ? null : completion is { } c ? $"#{c}" : double.IsNaN(b.Confidence) ? $"IoU {N(m.Iou, 2)}" : $"c {N(b.Confidence, 2)} · IoU {N(m.Iou, 2)}";
-            yield return new OverlayBox(pixels, Overlay.IouColor(m.Matched ? m.Iou : null), label, "prediction", Tag: completion);
+            var iou = m is null ? "" : $"IoU {N(m.Iou, 2)}";
+            var label = !labels ? null : completion is { } c ? $"#{c}" : double.IsNaN(b.Confidence) ? iou : $"c {N(b.Confidence, 2)}" + (m is null ? "" : $" · {iou}");
+            yield return new OverlayBox(pixels, Overlay.IouColor(m is { Matched: true } ? m.Iou : null), label, "prediction", Tag: completion);
         }
     }
 
@@ -104,32 +107,29 @@ public static class RewardViews
         return sb.ToString();
     }
 
+    /// <summary>The reward's matching, row by row, and its two terms with the numbers they came from.</summary>
     static string DetectionTerms(RewardBreakdown r, Reading reading, VisualSample sample)
     {
-        if (reading.Boxes.Count == 0) return $"<div>no boxes read; {SolutionBoxes(sample).Count} ground-truth box(es)</div>";
+        var truth = SolutionBoxes(sample);
+        if (reading.Boxes.Count == 0) return $"<div>no boxes read; {truth.Count} ground-truth box(es)</div>";
+        if (reading.Matches.Count == 0) return $"<div>{reading.Boxes.Count} box(es) read, none matched: the reward stopped before matching</div>";
         var rows = reading.Matches.Select(m =>
         {
             var b = reading.Boxes[m.Prediction];
             return new[]
             {
                 $"#{m.Prediction + 1}", $"<td class=l><code>{E(b.Position.ToString())}</code></td>", N(b.Confidence, 2),
-                m.Truth is { } t ? $"GT {t + 1} <code>{E(SolutionBoxes(sample)[t].ToString())}</code>" : "<span class=bad>none</span>",
+                m.Truth is { } t ? $"GT {t + 1}" + (t < truth.Count ? $" <code>{E(truth[t].ToString())}</code>" : "") : "<span class=bad>none</span>",
                 $"<td style=\"color:{Overlay.IouColor(m.Matched ? m.Iou : null)}\">{N(m.Iou)}</td>",
                 m.Matched ? $"c = {N(b.Confidence, 2)}" : $"1 − c = {N(1 - b.Confidence, 2)}",
             };
         });
-        int nGt = SolutionBoxes(sample).Count, nPred = reading.Boxes.Count;
         var iouSum = reading.Matches.Where(m => m.Matched).Sum(m => m.Iou);
-        var confTerms = reading.Matches.Select(m => m.Matched ? reading.Boxes[m.Prediction].Confidence : 1 - reading.Boxes[m.Prediction].Confidence).ToList();
-        double rIou = Math.Min(1, iouSum / Math.Max(nGt, nPred)), rConf = Math.Clamp(confTerms.Average(), 0, 1);
-        var sb = new StringBuilder("<div class=muted>predictions in descending confidence; each takes the unmatched ground truth of highest IoU, a match needs IoU &gt; 0.5 (spec §4.4)</div>")
+        return new StringBuilder("<div class=muted>predictions in descending confidence; each takes the unmatched ground truth of highest IoU, a match needs IoU &gt; 0.5 (spec §4.4)</div>")
             .Append(Table(["pred", "<span class=l>box (0–1000)</span>", "conf", "matched", "IoU", "conf term"], rows))
-            .Append($"<div>iou = Σ matched IoU ÷ max(n_gt, n_pred) = {N(iouSum)} ÷ max({nGt}, {nPred}) = <b>{N(rIou)}</b></div>")
-            .Append($"<div>confidence = mean of the conf terms = <b>{N(rConf)}</b></div>");
-        // The visual-rft preset follows the official code, which can differ from the plain rule on malformed input.
-        if (r.Components.Any(c => c.Name == "iou") && (Math.Abs(r["iou"] - rIou) > 1e-9 || !(Math.Abs(r["confidence"] - rConf) <= 1e-9)))
-            sb.Append($"<div class=muted>the reward's own values are iou {N(r["iou"])}, confidence {N(r["confidence"])}: its preset treats this answer differently (see the failure or the preset's quirks)</div>");
-        return sb.ToString();
+            .Append($"<div>iou = Σ matched IoU ÷ max(n_gt, n_pred), capped at 1 = {N(iouSum)} ÷ max({truth.Count}, {reading.Matches.Count}) = <b>{N(r["iou"])}</b></div>")
+            .Append($"<div>confidence = mean of the conf terms, clipped to [0, 1] = <b>{N(r["confidence"])}</b></div>")
+            .ToString();
     }
 
     /// <summary>Why a completion fails the format check, in words (empty when it passes).</summary>

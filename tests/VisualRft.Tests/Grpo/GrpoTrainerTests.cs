@@ -25,11 +25,11 @@ sealed class LetterShareReward(bool poison = false) : TaskReward(VisualTask.Clas
 {
     int _calls;
 
-    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure) Evaluate(string completion, string solution)
+    private protected override (double[] Values, ParsedAnswer Answer, ParseFailure? Failure, IReadOnlyList<BoxMatch> Matches) Evaluate(string completion, string solution)
     {
         var value = completion.Length == 0 ? 0 : completion.Count(char.IsLetter) / (double)completion.Length;
         if (poison && _calls++ == 1) value = double.NaN;
-        return ([value], new ClassificationAnswer(completion, completion, null), null);
+        return ([value], new ClassificationAnswer(completion, completion, null), null, []);
     }
 }
 

@@ -90,6 +90,28 @@ public class RewardPropertyTests
             }
         }, iter: Iterations, threads: 1);
 
+    /// <summary>The breakdown's matches are the matching the reward scored: the two formulas of spec §4.5–4.6 worked from
+    /// them give the reward's iou and confidence (what the reward view prints), and each match points at a box of the answer.</summary>
+    [Fact]
+    public void BreakdownMatchesReproduceTheDetectionScores() =>
+        Gen.Select(BoxGen.Array[1, 6], Gen.Int[0, 4], Gen.OneOf(Solutions[0], Solutions[1])).Sample((boxes, style, solution) =>
+        {
+            string completion = RenderBoxes([.. boxes.Select(b => (b.Item1, b.Item2, b.Item3, b.Item4, Math.Abs(b.Item5) / 2))], style);
+            int nGt = solution == Solutions[0] ? 1 : 2;
+            foreach (var preset in Enum.GetValues<RewardPreset>())
+            {
+                var r = Rewards.Detection(preset).Score(completion, solution);
+                var answer = (VisualRft.Rewards.Parsing.DetectionAnswer)r.Answer;
+                if (r.Failure is not null || answer.Boxes.Count == 0) { Assert.Empty(r.Matches); continue; }
+                Assert.Equal(answer.Boxes.Count, r.Matches.Count);
+                Assert.Equal(Enumerable.Range(0, answer.Boxes.Count), r.Matches.Select(m => m.Prediction).Order());
+                double iou = Math.Min(1, r.Matches.Where(m => m.Matched).Sum(m => m.Iou) / Math.Max(nGt, r.Matches.Count));
+                double conf = r.Matches.Average(m => m.Matched ? answer.Boxes[m.Prediction].Confidence : 1 - answer.Boxes[m.Prediction].Confidence);
+                Assert.Equal(r["iou"], iou, 12);
+                Assert.Equal(r["confidence"], Math.Clamp(conf, 0, 1), 12);
+            }
+        }, iter: Iterations, threads: 1);
+
     [Fact]
     public void NanConfidencePropagatesUnderVisualRftAndIsRejectedUnderStrict() =>
         Gen.Select(BoxGen.Array[1, 5], Gen.Int[0, 4]).Where((boxes, _) => boxes.DistinctBy(b => (b.Item1, b.Item2, b.Item3, b.Item4)).Count() == boxes.Length)

@@ -129,10 +129,11 @@ public static class Answers
         return (Block(completion, "<think>", "</think>"), Block(completion, "<answer>", "</answer>"));
     }
 
-    /// <summary>Reads the detection answer of a completion as the given preset's reward does.</summary>
+    /// <summary>Reads the detection answer of a completion as the given preset's reward does (its boxes the first of each
+    /// position, as the reward matches them).</summary>
     public static DetectionAnswer ParseDetection(string completion, RewardPreset preset) => preset == RewardPreset.VisualRft
         ? OfficialDetection.Parse(completion)
-        : StrictDetection.ParseAnswer(Answer(completion, VisualTask.Detection, preset));
+        : StrictDetection.Parse(completion);
 
     /// <summary>Reads the grounding answer of a completion as the given preset's reward does.</summary>
     public static GroundingAnswer ParseGrounding(string completion, RewardPreset preset) =>

@@ -14,43 +14,27 @@ static class OfficialDetection
     /// <summary>A Python exception the official code would raise; its <c>try/except</c> makes the reward 0.</summary>
     sealed class PyError(string message) : Exception(message);
 
-    /// <summary>Spec §4.3 steps 1–2: answer by the single-line regex (else whole text), wrapped, <c>[[</c>/<c>]]</c> squashed,
-    /// every <c>\n</c> deleted.</summary>
-    static string StudentText(string completion) =>
-        ("<answer>" + Answers.SearchAnswerOrWhole(completion, dotAll: false) + "</answer>")
-            .Replace("[[", "[").Replace("]]", "]").Replace("\n", "");
-
-    /// <summary>Spec §4.3 step 3, <c>extract_bbox</c>: null where Python returns None.</summary>
-    static PyValue? ExtractBbox(string s, out string error)
+    /// <summary>Spec §4.3 steps 1–3 (<c>extract_bbox</c>): the answer text and the parsed list, or null and why where
+    /// Python returns None.</summary>
+    static (string Answer, PyValue? List, string Error) Read(string completion)
     {
-        int tag = s.IndexOf("<answer>", StringComparison.Ordinal);
-        if (tag < 0) { error = "no <answer> tag"; return null; }
-        int start = tag + "<answer>".Length;
-        int end = s.IndexOf("</answer>", StringComparison.Ordinal);
-        if (end == -1) end = s.Length;
-        string content = end > start ? s[start..end] : "";
-        if (!content.EndsWith(']'))
-        {
-            // Truncation repair: cut at the last "}," and close the list (drops a partial — or a trailing complete — box).
-            int cut = content.LastIndexOf("},", StringComparison.Ordinal);
-            content = (cut >= 0 ? content[..cut] : content) + "}]";
-        }
-        content = content.Replace('\'', '"');
-        if (PyJson.TryLoads(content, out var value, out error)) return value;
-        error = $"json.loads failed ({error}) on: {Excerpt.Of(content)}";
-        return null;
+        var (answer, content) = DetectionParse.Locate(completion, DetectionReader.OfficialReward);
+        return DetectionParse.TryLoad(content, out var list, out var error, out var repaired)
+            ? (answer, list, "")
+            : (answer, null, $"json.loads failed ({error}) on: {Excerpt.Of(repaired)}");
     }
 
     /// <summary>The official reader's view of a completion, as boxes for display.</summary>
     public static DetectionAnswer Parse(string completion)
     {
-        string student = StudentText(completion);
-        return Describe(student, ExtractBbox(student, out var error), error);
+        var (answer, list, error) = Read(completion);
+        return Describe(answer, list, error);
     }
 
-    static DetectionAnswer Describe(string student, PyValue? list, string error)
+    /// <summary>Every element with four numbers as Position and a numeric Confidence, the first of each position (the
+    /// boxes the matching sees, since a Position equal to a valid one is valid), and the first reason an element is not.</summary>
+    static DetectionAnswer Describe(string answer, PyValue? list, string error)
     {
-        string answer = student["<answer>".Length..^"</answer>".Length];
         bool noObjects = PyText.Strip(answer) == "No Objects";
         if (list is null) return new(answer, [], noObjects, new(ParseFailureKind.InvalidJson, error));
         if (list.Kind != PyKind.List || list.Items.Count == 0)
@@ -62,7 +46,7 @@ static class OfficialDetection
             if (TryBox(item, out var box, out var why)) boxes.Add(box);
             else failure ??= why;
         }
-        return new(answer, boxes, noObjects, failure);
+        return new(answer, DetectionParse.FirstOfEach(boxes, b => b.Position), noObjects, failure);
     }
 
     static bool TryBox(PyValue item, out DetectionBox box, out ParseFailure failure)
@@ -88,41 +72,46 @@ static class OfficialDetection
         return true;
     }
 
-    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, the failure that made them 0 if any, and the answer as
-    /// <see cref="Parse"/> reads it (from the same parse).</summary>
-    public static (double Iou, double Confidence, ParseFailure? Failure, DetectionAnswer Answer) Score(string completion, string solution)
+    /// <summary>(R_IoU, R_conf) of spec §4.5/§4.6, the failure that made them 0 if any, the answer as <see cref="Parse"/>
+    /// reads it (from the same parse), and how the matching paired its boxes with the solution's (empty on a failure).</summary>
+    public static (double Iou, double Confidence, ParseFailure? Failure, DetectionAnswer Answer, IReadOnlyList<BoxMatch> Matches) Score(string completion, string solution)
     {
-        string student = StudentText(completion);
-        var pred = ExtractBbox(student, out var predError);
-        var (iou, confidence, failure) = Score(pred, predError, ExtractBbox(PyText.Strip(solution), out _));
-        return (iou, confidence, failure, Describe(student, pred, predError));
-    }
-
-    static (double Iou, double Confidence, ParseFailure? Failure) Score(PyValue? pred, string predError, PyValue? gt)
-    {
+        var (answer, pred, predError) = Read(completion);
+        var read = Describe(answer, pred, predError);
+        var gt = DetectionParse.ExtractBboxContent(PyText.Strip(solution)) is { } content && DetectionParse.TryLoad(content, out var list, out _, out _) ? list : null;
         try
         {
             // `if student_answer_bbox==None or type(student_answer_bbox[0])!=dict: reward = 0.0`
-            if (pred is null) return (0, 0, new(ParseFailureKind.InvalidJson, predError));
+            if (pred is null) return (0, 0, new(ParseFailureKind.InvalidJson, predError), read, []);
             var first = Index(pred, 0);
-            if (first.Kind != PyKind.Dict) return (0, 0, new(ParseFailureKind.InvalidElement, $"first element is a {first.TypeName}, not a dict"));
-            var preds = RemoveDuplicates(pred.Items);
+            if (first.Kind != PyKind.Dict) return (0, 0, new(ParseFailureKind.InvalidElement, $"first element is a {first.TypeName}, not a dict"), read, []);
+            var preds = DetectionParse.FirstOfEach(pred.Items, box => HashableTuple(Get(box, "Position")), PyTupleEquality.Instance);
             var results = SortAndCalculateIou(gt, preds);
             int nGt = Len(gt);
             double iouSum = 0.0, confSum = 0.0;
-            foreach (var (iou, c) in results)
+            foreach (var r in results)
             {
-                iouSum += iou;
-                confSum += iou == 0 ? (1 - iou) * (1 - c) : c;   // spec §4.6: c if matched, else 1 − c
+                iouSum += r.Iou;
+                confSum += r.Iou == 0 ? (1 - r.Iou) * (1 - r.Confidence) : r.Confidence;   // spec §4.6: c if matched, else 1 − c
             }
             double rIou = nGt >= results.Count ? iouSum / nGt : iouSum / results.Count;   // "v2": ÷ max(n_gt, n_pred)
             double rConf = confSum / results.Count;
-            return (Clip(rIou), Clip(rConf), null);
+            return (Clip(rIou), Clip(rConf), null, read, Matches(preds, results));
         }
         catch (PyError e)
         {
-            return (0, 0, new(ParseFailureKind.OfficialCodeError, e.Message));
+            return (0, 0, new(ParseFailureKind.OfficialCodeError, e.Message), read, []);
         }
+    }
+
+    /// <summary>The results by index into the answer's boxes: the valid elements of the de-duplicated list, in order (an
+    /// element never compared because every ground-truth box was taken may have no valid Position; it has no box).</summary>
+    static List<BoxMatch> Matches(List<PyValue> preds, List<Pairing> results)
+    {
+        var boxIndex = new int[preds.Count];
+        for (int i = 0, valid = 0; i < preds.Count; i++) boxIndex[i] = TryBox(preds[i], out _, out _) ? valid++ : -1;
+        return [.. results.Where(r => boxIndex[r.Prediction] >= 0)
+            .Select(r => new BoxMatch(boxIndex[r.Prediction], r.Truth >= 0 ? r.Truth : null, r.Best))];
     }
 
     /// <summary><c>if reward &gt; 1: 1.0; if reward &lt; 0: 0.0</c> — NaN passes through both tests unchanged (spec §4.7, [I#115]).</summary>
@@ -154,7 +143,7 @@ static class OfficialDetection
     }
 
     /// <summary><c>tuple(x)</c> followed by hashing it (set membership).</summary>
-    static List<PyValue> HashableTuple(PyValue v)
+    static IReadOnlyList<PyValue> HashableTuple(PyValue v)
     {
         var items = v.Kind switch
         {
@@ -168,54 +157,11 @@ static class OfficialDetection
         return items;
     }
 
-    /// <summary>Python <c>==</c> and <c>hash</c> on the hashable scalars of a position tuple. NaN equals NaN here: json.loads
-    /// returns the same NaN object every time and tuple comparison checks identity first, so duplicate NaN positions are
-    /// removed too. True == 1 == 1.0 and 0.0 == −0.0, as in Python.</summary>
-    sealed class TupleEquality : IEqualityComparer<List<PyValue>>
-    {
-        public static readonly TupleEquality Instance = new();
-
-        static bool Same(PyValue a, PyValue b) =>
-            a.IsNumber && b.IsNumber ? a.Number == b.Number || (double.IsNaN(a.Number) && double.IsNaN(b.Number))
-            : a.Kind == PyKind.Str && b.Kind == PyKind.Str ? a.Str == b.Str
-            : a.Kind == PyKind.None && b.Kind == PyKind.None;
-
-        public bool Equals(List<PyValue>? x, List<PyValue>? y)
-        {
-            if (x!.Count != y!.Count) return false;
-            for (int i = 0; i < x.Count; i++)
-                if (!Same(x[i], y[i])) return false;
-            return true;
-        }
-
-        public int GetHashCode(List<PyValue> t)
-        {
-            var h = new HashCode();
-            h.Add(t.Count);
-            foreach (var v in t)
-                h.Add(v.IsNumber ? (v.Number == 0 ? 0 : double.IsNaN(v.Number) ? 1 : v.Number.GetHashCode())
-                    : v.Kind == PyKind.Str ? string.GetHashCode(v.Str, StringComparison.Ordinal) : 2);
-            return h.ToHashCode();
-        }
-    }
-
-    /// <summary>Spec §4.3 step 5, <c>remove_duplicates</c>: keeps the first of each exact <c>tuple(Position)</c>. The official
-    /// code searches a list of the tuples seen (quadratic); a hash set gives the same answer in linear time, and the
-    /// positions are still read in order, so the same box raises the same error first.</summary>
-    static List<PyValue> RemoveDuplicates(List<PyValue> boxes)
-    {
-        var seen = new HashSet<List<PyValue>>(TupleEquality.Instance);
-        var unique = new List<PyValue>();
-        foreach (var box in boxes)
-            if (seen.Add(HashableTuple(Get(box, "Position")))) unique.Add(box);
-        return unique;
-    }
-
     /// <summary>Spec §4.4, <c>sort_and_calculate_iou</c>: greedy, confidence-ordered, one-to-one, strict IoU &gt; 0.5.
     /// The official loop re-reads every unmatched ground-truth box for every prediction; here each box is unpacked once,
     /// at its first comparison, which is where the official code would first raise for it. The comparisons themselves
     /// stay O(predictions × ground-truth boxes), as in the original.</summary>
-    static List<(double Iou, double Confidence)> SortAndCalculateIou(PyValue? gt, List<PyValue> preds)
+    static List<Pairing> SortAndCalculateIou(PyValue? gt, List<PyValue> preds)
     {
         var keys = preds.Select(p => Get(p, "Confidence")).ToList();
         // Every confidence meets Python arithmetic later (1 − c, or 0.0 + c), which raises for non-numbers.
@@ -227,7 +173,7 @@ static class OfficialDetection
         int n = gt.Items.Count;
         var matched = new bool[n];
         var truth = new Quad?[n];
-        var results = new List<(double, double)>();
+        var results = new List<Pairing>();
         foreach (int i in order)
         {
             double best = 0;
@@ -242,11 +188,16 @@ static class OfficialDetection
                 double iou = CalculateIou(g, p);
                 if (iou > best) { best = iou; bestJ = j; }
             }
-            if (best > 0.5) { results.Add((best, keys[i].Number)); matched[bestJ] = true; }
-            else results.Add((0, keys[i].Number));
+            bool match = best > 0.5;
+            if (match) matched[bestJ] = true;
+            results.Add(new(i, match ? bestJ : -1, best, match ? best : 0, keys[i].Number));
         }
         return results;
     }
+
+    /// <summary>One entry of the official results list, (IoU if matched else 0, confidence), with which prediction and
+    /// ground-truth box (−1: none) it was and the best IoU the prediction found.</summary>
+    readonly record struct Pairing(int Prediction, int Truth, double Best, double Iou, double Confidence);
 
     readonly record struct Quad(double X1, double Y1, double X2, double Y2);
 
@@ -277,139 +228,4 @@ static class OfficialDetection
         return new(items[0].Number, items[1].Number, items[2].Number, items[3].Number);
     }
 
-}
-
-/// <summary>
-/// CPython's <c>sorted(key=…, reverse=True)</c> on float keys, including its behaviour with NaN keys (every comparison
-/// with NaN is false, so the result depends on the algorithm). Without NaN the comparisons are consistent and every
-/// stable sort gives Python's order (equal keys keep their input order, also under <c>reverse=True</c>): O(n log n).
-/// With NaN: reverse, count_run + binary insertion sort by <c>&lt;</c>, reverse — exactly CPython's timsort for fewer than
-/// 64 elements, used here for any length (for 64+ elements with NaN keys CPython's merges may order differently). The
-/// insertion runs on a balanced sequence (<see cref="IndexedSequence"/>), O(n log² n), with the same comparisons as
-/// the array version.
-/// </summary>
-static class PySort
-{
-    public static int[] SortedIndicesDescending(double[] keys)
-    {
-        if (!keys.Any(double.IsNaN)) return [.. Enumerable.Range(0, keys.Length).OrderByDescending(i => keys[i])];
-        int n = keys.Length;
-        var idx = Enumerable.Range(0, n).Reverse().ToArray();
-        var k = idx.Select(i => keys[i]).ToArray();
-        // count_run: the initial ascending or strictly descending run; a descending run is reversed in place.
-        int run = 1;
-        if (n > 1)
-        {
-            run = 2;
-            if (k[1] < k[0])
-            {
-                while (run < n && k[run] < k[run - 1]) run++;
-                Array.Reverse(k, 0, run);
-                Array.Reverse(idx, 0, run);
-            }
-            else
-                while (run < n && !(k[run] < k[run - 1])) run++;
-        }
-        var sorted = new IndexedSequence(n);
-        for (int i = 0; i < run; i++) sorted.Insert(i, k[i], idx[i]);
-        // binarysort of the rest into the run.
-        for (int start = run; start < n; start++)
-        {
-            double pivot = k[start];
-            int l = 0, r = start;
-            do
-            {
-                int p = l + ((r - l) >> 1);
-                if (pivot < sorted.KeyAt(p)) r = p; else l = p + 1;
-            } while (l < r);
-            sorted.Insert(l, pivot, idx[start]);
-        }
-        var result = sorted.Items();
-        Array.Reverse(result);
-        return result;
-    }
-}
-
-/// <summary>A sequence of (key, item) with O(log n) expected access and insertion by position (an implicit treap with
-/// deterministic priorities).</summary>
-sealed class IndexedSequence(int capacity)
-{
-    readonly int[] left = new int[capacity], right = new int[capacity], size = new int[capacity], item = new int[capacity];
-    readonly double[] key = new double[capacity];
-    readonly uint[] priority = new uint[capacity];
-    int root = -1, count;
-    uint state = 2463534242;
-
-    int Size(int t) => t < 0 ? 0 : size[t];
-
-    public double KeyAt(int position)
-    {
-        int t = root;
-        while (true)
-        {
-            int ls = Size(left[t]);
-            if (position < ls) t = left[t];
-            else if (position == ls) return key[t];
-            else { position -= ls + 1; t = right[t]; }
-        }
-    }
-
-    public void Insert(int position, double k, int value)
-    {
-        int x = count++;
-        (left[x], right[x], size[x], key[x], item[x]) = (-1, -1, 1, k, value);
-        state ^= state << 13; state ^= state >> 17; state ^= state << 5;   // xorshift32
-        priority[x] = state;
-        var (a, b) = Split(root, position);
-        root = Merge(Merge(a, x), b);
-    }
-
-    (int, int) Split(int t, int position)
-    {
-        if (t < 0) return (-1, -1);
-        if (position <= Size(left[t]))
-        {
-            var (a, b) = Split(left[t], position);
-            left[t] = b;
-            Update(t);
-            return (a, t);
-        }
-        var (c, d) = Split(right[t], position - Size(left[t]) - 1);
-        right[t] = c;
-        Update(t);
-        return (t, d);
-    }
-
-    int Merge(int a, int b)
-    {
-        if (a < 0) return b;
-        if (b < 0) return a;
-        if (priority[a] > priority[b])
-        {
-            right[a] = Merge(right[a], b);
-            Update(a);
-            return a;
-        }
-        left[b] = Merge(a, left[b]);
-        Update(b);
-        return b;
-    }
-
-    void Update(int t) => size[t] = 1 + Size(left[t]) + Size(right[t]);
-
-    /// <summary>The items in sequence order.</summary>
-    public int[] Items()
-    {
-        var result = new int[count];
-        var stack = new Stack<int>();
-        int t = root, i = 0;
-        while (t >= 0 || stack.Count > 0)
-        {
-            for (; t >= 0; t = left[t]) stack.Push(t);
-            t = stack.Pop();
-            result[i++] = item[t];
-            t = right[t];
-        }
-        return result;
-    }
 }

@@ -45,7 +45,8 @@ public sealed record DetectionBox(Box Position, double Confidence);
 
 /// <summary>
 /// A detection answer: the boxes found (every element of the list that has a 4-number <c>Position</c> and a numeric
-/// <c>Confidence</c>, in output order, before duplicate removal), and whether it said "No Objects".
+/// <c>Confidence</c>, in output order, the first of each position — exact duplicates removed as the reward removes them;
+/// a solution's boxes are all kept), and whether it said "No Objects".
 /// </summary>
 public sealed record DetectionAnswer(string AnswerText, IReadOnlyList<DetectionBox> Boxes, bool NoObjects, ParseFailure? Failure)
     : ParsedAnswer(AnswerText, Failure);

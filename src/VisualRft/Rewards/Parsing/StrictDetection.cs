@@ -17,18 +17,26 @@ static partial class StrictDetection
     [GeneratedRegex(@"\A['""]?\s*no\s*objects?\s*(?:\.\s*)?['""]?\z", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex NoObjects();
 
-    public static DetectionAnswer ParseAnswer(string answer)
+    /// <summary>Reads a completion's answer; the boxes are the first of each position with its corners normalised (spec
+    /// §4.3.5).</summary>
+    public static DetectionAnswer Parse(string completion)
+    {
+        var (answer, content) = DetectionParse.Locate(completion, DetectionReader.Strict);
+        return Read(answer, content, removeDuplicates: true);
+    }
+
+    /// <summary>Reads a solution: every box counts, duplicates too (each is a ground-truth box).</summary>
+    public static DetectionAnswer ParseSolution(string solution)
+    {
+        var (answer, content) = DetectionParse.Locate(solution, DetectionReader.Strict);
+        return Read(answer, content, removeDuplicates: false);
+    }
+
+    static DetectionAnswer Read(string answer, string content, bool removeDuplicates)
     {
         if (answer.Length == 0) return new(answer, [], false, new(ParseFailureKind.EmptyAnswer, "the answer is empty"));
         if (NoObjects().IsMatch(answer)) return new(answer, [], true, null);
-        string text = answer.Replace("[[", "[").Replace("]]", "]");
-        if (!text.EndsWith(']'))
-        {
-            int cut = text.LastIndexOf("},", StringComparison.Ordinal);
-            text = (cut >= 0 ? text[..cut] : text) + "}]";
-        }
-        text = text.Replace('\'', '"');
-        if (!PyJson.TryLoads(text, out var list, out var error))
+        if (!DetectionParse.TryLoad(content, out var list, out var error, out _))
             return new(answer, [], false, new(ParseFailureKind.InvalidJson, $"not a JSON box list ({error})"));
         if (list.Kind != PyKind.List) return new(answer, [], false, new(ParseFailureKind.NotAList, $"parsed a {list.TypeName}, not a list"));
         var boxes = new List<DetectionBox>();
@@ -38,7 +46,7 @@ static partial class StrictDetection
             if (failure is not null) return new(answer, boxes, false, failure);
             boxes.Add(box);
         }
-        return new(answer, boxes, false, null);
+        return new(answer, removeDuplicates ? DetectionParse.FirstOfEach(boxes, b => b.Position.Normalized()) : boxes, false, null);
     }
 
     static ParseFailure? Validate(PyValue item, out DetectionBox box)
