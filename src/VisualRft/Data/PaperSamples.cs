@@ -60,7 +60,7 @@ public static partial class PaperSamples
                 category = "";
                 break;
         }
-        var pixels = boxes.Select(b => ToPixels(b, image.Width, image.Height)).ToList();
+        var pixels = boxes.Select(b => PixelBox.From1000(b, image.Width, image.Height)).ToList();
         return new VisualSample(id, task, image, row.Problem, row.Solution, category, pixels, boxes,
             [.. pixels.Select(p => new SceneObject(category, p))], split, CategoryGroup.Novel,
             row.ImagePath is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["image_path"] = row.ImagePath });
@@ -155,9 +155,6 @@ public static partial class PaperSamples
         int V(int i) => (int)Math.Round(double.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture));
         return new Qwen1000Box(V(1), V(2), V(3), V(4));
     }
-
-    static PixelBox ToPixels(Qwen1000Box b, int w, int h) =>
-        new((int)Math.Round(b.X1 / 1000.0 * w), (int)Math.Round(b.Y1 / 1000.0 * h), (int)Math.Round(b.X2 / 1000.0 * w), (int)Math.Round(b.Y2 / 1000.0 * h));
 }
 
 /// <summary>What a data-set loader does with a sample whose image is refused: stop with the error, or leave the sample

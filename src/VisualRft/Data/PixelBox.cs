@@ -1,3 +1,5 @@
+using VisualRft.Geometry;
+
 namespace VisualRft.Data;
 
 /// <summary>
@@ -20,20 +22,32 @@ public readonly record struct PixelBox(int X1, int Y1, int X2, int Y2)
     {
         if (imageWidth <= 0 || imageHeight <= 0)
             throw new ArgumentOutOfRangeException(nameof(imageWidth), $"image size must be positive, got {imageWidth}x{imageHeight}");
-        return new(Norm(X1, imageWidth), Norm(Y1, imageHeight), Norm(X2, imageWidth), Norm(Y2, imageHeight));
+        return Qwen1000Box.From(ImageFrames.Of(imageWidth, imageHeight).Convert(ToBox(), CoordinateFrame.OriginalPixels, CoordinateFrame.Normalized1000, FrameRounding.Truncate));
     }
+
+    /// <summary>A box in the 0–1000 frame back in pixels of an image of this size, each edge rounded (Python <c>round()</c>).</summary>
+    public static PixelBox From1000(Qwen1000Box box, int imageWidth, int imageHeight)
+    {
+        var b = ImageFrames.Of(imageWidth, imageHeight).Convert(box.ToBox(), CoordinateFrame.Normalized1000, CoordinateFrame.OriginalPixels, FrameRounding.Round);
+        return new((int)b.X1, (int)b.Y1, (int)b.X2, (int)b.Y2);
+    }
+
+    public Box ToBox() => new(X1, Y1, X2, Y2);
 
     public bool Intersects(PixelBox o) => X1 < o.X2 && o.X1 < X2 && Y1 < o.Y2 && o.Y1 < Y2;
 
     public PixelBox Inflate(int margin) => new(X1 - margin, Y1 - margin, X2 + margin, Y2 + margin);
 
     public override string ToString() => $"[{X1}, {Y1}, {X2}, {Y2}]px";
-
-    static int Norm(int v, int size) => (int)(v / (double)size * 1000.0);   // Python int() truncates toward zero
 }
 
 /// <summary>A box in Qwen2-VL's 0–1000 integer frame (visual-rft-spec.md §3.2): what the detection and grounding answers carry.</summary>
 public readonly record struct Qwen1000Box(int X1, int Y1, int X2, int Y2)
 {
+    public Box ToBox() => new(X1, Y1, X2, Y2);
+
+    /// <summary>A box already rounded to integers in the 0–1000 frame (<see cref="FrameRounding"/>).</summary>
+    public static Qwen1000Box From(Box b) => new((int)b.X1, (int)b.Y1, (int)b.X2, (int)b.Y2);
+
     public override string ToString() => $"[{X1}, {Y1}, {X2}, {Y2}]";
 }

@@ -8,8 +8,6 @@ internal sealed class SceneLayout(int width, int height, int gap = 3, int border
 {
     readonly List<PixelBox> placed = [];
 
-    public IReadOnlyList<PixelBox> Placed => placed;
-
     public int ShortSide => Math.Min(width, height);
 
     /// <summary>A box side for an object on this canvas, between the given fractions of the image side.</summary>

@@ -24,8 +24,7 @@ public static class ShapeVocabulary
     /// <summary>Every "{colour} {shape}" category, colour-major.</summary>
     public static IReadOnlyList<string> Categories { get; } = [.. Colours.SelectMany(c => Shapes.Select(s => $"{c} {s}"))];
 
-    public static bool IsCategory(string name) => TrySplit(name, out _, out _);
-
+    /// <summary>Splits a "{colour} {shape}" category of this vocabulary into its two words; false for any other name.</summary>
     public static bool TrySplit(string category, out string colour, out string shape)
     {
         var parts = category.Split(' ');

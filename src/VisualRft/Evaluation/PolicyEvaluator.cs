@@ -54,7 +54,7 @@ public static class PolicyEvaluator
             answers is null ? null : ClassificationMetrics.Accuracy(answers, labels),
             task == VisualTask.Grounding ? GroundingMetrics.MeanIoU(
                 scored.Select(e => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box).ToList(),
-                scored.Select(e => Truth(e.Sample.Boxes1000[0])).ToList()) : null,
+                scored.Select(e => e.Sample.Boxes1000[0].ToBox()).ToList()) : null,
             clock.Elapsed.TotalSeconds)
         {
             StrictAccuracy = answers is null ? null : ClassificationMetrics.Accuracy(answers, labels, ClassMatchRule.Exact),
@@ -98,7 +98,7 @@ public static class PolicyEvaluator
     /// </summary>
     static DetectionMetrics DetectionQuality(IReadOnlyList<EvaluatedSample> scored)
     {
-        var truths = scored.SelectMany(e => e.Sample.Boxes1000.Select(b => new GroundTruthObject(e.Sample.Id, e.Sample.Category, Truth(b))));
+        var truths = scored.SelectMany(e => e.Sample.Boxes1000.Select(b => new GroundTruthObject(e.Sample.Id, e.Sample.Category, b.ToBox())));
         var predictions = new List<DetectionPrediction>();
         foreach (var e in scored)
         {
@@ -110,6 +110,4 @@ public static class PolicyEvaluator
         }
         return CocoDetectionEvaluator.Evaluate(truths, predictions, scored.Select(e => e.Sample.Category).Distinct().Order(StringComparer.Ordinal));
     }
-
-    static Box Truth(Qwen1000Box b) => new(b.X1, b.Y1, b.X2, b.Y2);
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using VisualRft.Data;
+using VisualRft.Geometry;
 using VisualRft.Rewards.Parsing;
 
 namespace VisualRft.Evaluation;
@@ -13,9 +14,6 @@ public sealed class ExistenceMap(IReadOnlyDictionary<long, IReadOnlyList<string>
 {
     public IReadOnlyDictionary<long, IReadOnlyList<string>> Categories { get; } = categories;
     public string Source { get; } = source;
-
-    /// <summary>Number of (image, category) pairs in the map.</summary>
-    public int Pairs => Categories.Values.Sum(c => c.Count);
 
     public static ExistenceMap Load(string path)
     {
@@ -92,6 +90,7 @@ public static class VisualRftDetectionProtocol
         }
         var unique = DetectionParse.FirstOfEach(list.Items, item => (IReadOnlyList<PyValue>)Position(item).Items, PyTupleEquality.Instance);
         var detections = new List<CocoDetection>();
+        var frames = ImageFrames.Of(image.Width, image.Height);
         foreach (var item in unique)
         {
             var pos = Position(item);
@@ -99,9 +98,8 @@ public static class VisualRftDetectionProtocol
             if (!item.TryGet("Confidence", out var c)) return new(detections, "KeyError: 'Confidence'");
             if (!c.IsNumber || !double.IsFinite(c.Number)) return new(detections, $"Confidence {c} is not a finite number");
             var p = pos.Items.Select(v => v.Number).ToArray();
-            double x1 = p[0] / 1000.0 * image.Width, y1 = p[1] / 1000.0 * image.Height;
-            double x2 = p[2] / 1000.0 * image.Width, y2 = p[3] / 1000.0 * image.Height;
-            detections.Add(new CocoDetection(image.Id, categoryId, [x1, y1, x2 - x1, y2 - y1], c.Number));
+            var b = frames.Convert(new Box(p[0], p[1], p[2], p[3]), CoordinateFrame.Normalized1000, CoordinateFrame.OriginalPixels);
+            detections.Add(new CocoDetection(image.Id, categoryId, [b.X1, b.Y1, b.X2 - b.X1, b.Y2 - b.Y1], c.Number));
         }
         return new(detections, null);
     }

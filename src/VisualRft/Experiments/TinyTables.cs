@@ -242,13 +242,14 @@ public static class TinyTables
     internal static double?[] GroundingScores(IReadOnlyList<EvaluatedSample> test, IReadOnlyList<EvaluatedSample> val)
     {
         static Box? Answer(EvaluatedSample e) => Answers.ParseGrounding(e.Completion, RewardPreset.VisualRft).Box;
-        static Box Truth(EvaluatedSample e) => new(e.Sample.Boxes1000[0].X1, e.Sample.Boxes1000[0].Y1, e.Sample.Boxes1000[0].X2, e.Sample.Boxes1000[0].Y2);
+        static Box Truth(EvaluatedSample e) => e.Sample.Boxes1000[0].ToBox();
         static double MeanIoU(IReadOnlyList<EvaluatedSample> s) => GroundingMetrics.MeanIoU([.. s.Select(Answer)], [.. s.Select(Truth)]);
         var masks = GroundingMetrics.MaskScores(test.Select(e =>
         {
             var s = e.Sample;
-            var truth = BinaryMask.FromBox(new Box(s.Boxes[0].X1, s.Boxes[0].Y1, s.Boxes[0].X2, s.Boxes[0].Y2), s.Width, s.Height);
-            return (Answer(e) is { } b ? BinaryMask.FromBox(b.Scale(s.Width / 1000.0, s.Height / 1000.0), s.Width, s.Height) : null, truth);
+            var truth = BinaryMask.FromBox(s.Boxes[0].ToBox(), s.Width, s.Height);
+            var pixels = Answer(e) is { } b ? ImageFrames.Of(s.Width, s.Height).Convert(b, CoordinateFrame.Normalized1000, CoordinateFrame.OriginalPixels) : (Box?)null;
+            return (pixels is { } p ? BinaryMask.FromBox(p, s.Width, s.Height) : null, truth);
         }));
         return [100 * MeanIoU(test), 100 * MeanIoU(val), 100 * masks.GIoU];
     }

@@ -16,6 +16,19 @@ public enum CoordinateFrame
     OriginalPixels,
 }
 
+/// <summary>What a conversion does with the converted coordinates. Each data format fixes its own rule, so each caller
+/// names the one its source uses.</summary>
+public enum FrameRounding
+{
+    /// <summary>Keep the exact quotient (drawing, evaluation in pixels).</summary>
+    Keep,
+    /// <summary>Python <c>int()</c>, toward zero: how the LISA conversion <c>gen_sft.py</c> writes 0–1000 solutions
+    /// (visual-rft-spec.md §3.4, §5.1).</summary>
+    Truncate,
+    /// <summary>Python <c>round()</c>, halves to even.</summary>
+    Round,
+}
+
 /// <summary>Width and height of an image in pixels.</summary>
 public readonly record struct ImageSize(int Width, int Height)
 {
@@ -52,18 +65,41 @@ public sealed record ImageFrames(ImageSize Original, ImageSize Resized)
     };
 
     /// <summary>Re-expresses <paramref name="box"/> in frame <paramref name="to"/>.</summary>
-    public FramedBox Convert(FramedBox box, CoordinateFrame to)
+    public FramedBox Convert(FramedBox box, CoordinateFrame to, FrameRounding rounding = FrameRounding.Keep)
     {
         Validate();
         if (box.Frame == to) return box;
-        // One ratio per axis (no detour through another frame), so e.g. 1000 → W is a single rounding.
         var (fw, fh) = Extent(box.Frame);
         var (tw, th) = Extent(to);
-        return new FramedBox(box.Box.Scale(tw / fw, th / fh), to);
+        return new FramedBox(Rescale(box.Box, (fw, fh), (tw, th), rounding), to);
     }
 
     /// <summary>Convenience overload for an untagged box known to be in frame <paramref name="from"/>.</summary>
-    public Box Convert(Box box, CoordinateFrame from, CoordinateFrame to) => Convert(new FramedBox(box, from), to).Box;
+    public Box Convert(Box box, CoordinateFrame from, CoordinateFrame to, FrameRounding rounding = FrameRounding.Keep) =>
+        Convert(new FramedBox(box, from), to, rounding).Box;
+
+    /// <summary>The frames of an image used at its own size (no resize): its pixels and 0–1000.</summary>
+    public static ImageFrames Of(int width, int height) => new(new ImageSize(width, height), new ImageSize(width, height));
+
+    /// <summary>
+    /// The one arithmetic of every conversion: each coordinate divided by the extent it was measured against, times the
+    /// extent of the new frame (<c>x / w * 1000</c> and <c>x / 1000 * w</c>, in the order the official scripts write them,
+    /// so 0–1000 integers come out as theirs do), then rounded by <paramref name="rounding"/>.
+    /// </summary>
+    public static Box Rescale(Box box, (double W, double H) from, (double W, double H) to, FrameRounding rounding = FrameRounding.Keep)
+    {
+        double X(double v) => Round(v / from.W * to.W, rounding);
+        double Y(double v) => Round(v / from.H * to.H, rounding);
+        return new Box(X(box.X1), Y(box.Y1), X(box.X2), Y(box.Y2));
+    }
+
+    static double Round(double v, FrameRounding rounding) => rounding switch
+    {
+        FrameRounding.Keep => v,
+        FrameRounding.Truncate => Math.Truncate(v),
+        FrameRounding.Round => Math.Round(v, MidpointRounding.ToEven),
+        _ => throw new ArgumentOutOfRangeException(nameof(rounding), rounding, "unknown rounding"),
+    };
 
     void Validate()
     {

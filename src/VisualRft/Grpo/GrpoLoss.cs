@@ -13,9 +13,6 @@ namespace VisualRft.Grpo;
 /// them (visual-rft-spec.md §8, "zero-advantage groups").</param>
 public sealed record GroupAdvantageTensors(Tensor Advantages, Tensor GroupMean, Tensor GroupStd, bool[] ZeroStdGroups) : IDisposable
 {
-    /// <summary>TRL's <c>frac_reward_zero_std</c>.</summary>
-    public double FractionZeroStd => GroupAdvantages.FractionZeroStd(ZeroStdGroups);
-
     public void Dispose()
     {
         Advantages.Dispose();

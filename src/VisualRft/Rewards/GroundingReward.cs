@@ -83,5 +83,5 @@ public sealed class GroundingReward : TaskReward
     }
 
     /// <summary><c>int(x) / 1000</c> per coordinate, as the original (division, not multiplication by 0.001).</summary>
-    static Box PerMille(Box b) => new(b.X1 / 1000, b.Y1 / 1000, b.X2 / 1000, b.Y2 / 1000);
+    static Box PerMille(Box b) => ImageFrames.Rescale(b, (1000, 1000), (1, 1));
 }

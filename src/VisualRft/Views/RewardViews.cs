@@ -36,7 +36,7 @@ public static class RewardViews
     public static string? FrameWarning(VisualSample sample)
     {
         var solution = SolutionBoxes(sample);
-        var expected = sample.Boxes1000.Select(b => new Box(b.X1, b.Y1, b.X2, b.Y2)).ToList();
+        var expected = sample.Boxes1000.Select(b => b.ToBox()).ToList();
         if (solution.Count == expected.Count && solution.Zip(expected).All(p => Math.Abs(p.First.X1 - p.Second.X1) <= 2 && Math.Abs(p.First.Y1 - p.Second.Y1) <= 2
             && Math.Abs(p.First.X2 - p.Second.X2) <= 2 && Math.Abs(p.First.Y2 - p.Second.Y2) <= 2)) return null;
         var inPixels = solution.Count == sample.Boxes.Count && solution.Zip(sample.Boxes).All(p => Math.Abs(p.First.X1 - p.Second.X1) <= 2 && Math.Abs(p.First.Y2 - p.Second.Y2) <= 2);

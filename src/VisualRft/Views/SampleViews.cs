@@ -10,7 +10,7 @@ public static class SampleViews
 {
     /// <summary>Ground-truth boxes of a sample in image pixels, labelled with the category.</summary>
     public static IEnumerable<OverlayBox> Truth(VisualSample s) =>
-        s.Boxes.Select(b => new OverlayBox(new Box(b.X1, b.Y1, b.X2, b.Y2), Overlay.TruthColor, s.Category, "truth"));
+        s.Boxes.Select(b => new OverlayBox(b.ToBox(), Overlay.TruthColor, s.Category, "truth"));
 
     public static View Sample(VisualSample s)
     {

@@ -46,6 +46,9 @@ public static class TableViews
             .Append($"<div class=muted>{E(c.Paper.Metric)}</div>")
             .Append(Table(["<span class=l>row</span>", .. header], rows));
         if (c.SeedCount > 1) html.Append($"<div class=muted>± : standard deviation over {c.SeedCount} seeds; the base model is evaluated once.</div>");
+        html.Append(c.PaperOrdering
+            ? $"<div class=ok>the paper's ordering holds on {E(c.Columns[0])}: Visual-RFT above SFT and above the base model</div>"
+            : $"<div class=bad>the paper's ordering does not hold on {E(c.Columns[0])}: Visual-RFT is not above both SFT and the base model</div>");
         var figure = new Figure($"Table {c.Paper.Number}: {c.Columns[0]}", "", width: 420);
         double[] x = [0, 1, 2];
         var paper = c.PaperRows.Where(r => r.Kind != RowKind.Delta).ToList();

@@ -139,7 +139,7 @@ public class GrpoLossTests
         var std = Math.Sqrt(1 / 3.0);
         Assert.Equal(0.5 / (std + 1e-4), g.Advantages[0].item<float>(), 5);
         Assert.Equal([false, true], g.ZeroStdGroups);
-        Assert.Equal(0.5, g.FractionZeroStd);
+        Assert.Equal(0.5, GroupAdvantages.FractionZeroStd(g.ZeroStdGroups));
         Assert.Equal(0, g.Advantages[5].item<float>());
         using var b = GrpoLoss.Advantages(rewards, 4, RewardScaling.Batch);
         Assert.Equal(0.5 / (rewards.std().item<float>() + 1e-4), b.Advantages[0].item<float>(), 5);
