@@ -120,14 +120,36 @@ public static class GrpoLoss
     public static GrpoLossResult Compute(Tensor logps, Tensor? oldLogps, Tensor? refLogps, Tensor advantages, Tensor completionMask,
         GrpoOptions options, int accumulationSteps = 1, double? dapoTokenCount = null)
     {
+        using var finalizers = FinalizerGate.Hold();
+        using var scope = NewDisposeScope();
+        var (loss, ratio, kl, mask, a) = Loss(logps, oldLogps, refLogps, advantages, completionMask, options, accumulationSteps, dapoTokenCount);
+
+        // Metrics, detached; one read each (TRL "Logged metrics"). The KL is reported whenever a reference is given.
+        using var _ = torch.no_grad();
+        var tokens = D(mask.sum());
+        var count = Math.Max(1.0, tokens);
+        double MaskedMean(Tensor x) => D((x.to_type(logps.dtype) * mask).sum()) / count;
+        var below = ratio.lt(1 - options.EpsilonLow);
+        var above = ratio.gt(1 + options.EpsilonHigh);
+        var low = below.logical_and(a.lt(0));
+        var high = above.logical_and(a.gt(0));
+        double? meanKl = kl is null ? null : MaskedMean(kl);
+        return new GrpoLossResult(loss.MoveToOuterDisposeScope(), meanKl, kl?.detach().MoveToOuterDisposeScope(), MaskedMean(low), MaskedMean(high),
+            MaskedMean(low.logical_or(high)), MaskedMean(below.logical_or(above)), (long)tokens);
+    }
+
+    /// <summary>The loss of <see cref="Compute"/> and the per-token tensors its metrics read — the ratio, the masked k3 KL
+    /// (null without a reference), the mask in the log-probs' dtype and the advantages as a column — all on the
+    /// log-probs' device, with no host copy, in the caller's dispose scope.</summary>
+    internal static (Tensor Loss, Tensor Ratio, Tensor? Kl, Tensor Mask, Tensor Advantages) Loss(Tensor logps, Tensor? oldLogps, Tensor? refLogps,
+        Tensor advantages, Tensor completionMask, GrpoOptions options, int accumulationSteps = 1, double? dapoTokenCount = null)
+    {
         CheckShapes(logps, oldLogps, refLogps, advantages, completionMask, options);
         if (accumulationSteps < 1) throw new ArgumentOutOfRangeException(nameof(accumulationSteps), accumulationSteps, "must be >= 1");
         if (options.LossType == LossType.Dapo && dapoTokenCount is null && accumulationSteps != 1)
             throw new ArgumentException("dapo with gradient accumulation needs dapoTokenCount = active tokens of the whole accumulated batch", nameof(dapoTokenCount));
         if (dapoTokenCount is { } dt && !(dt > 0)) throw new ArgumentOutOfRangeException(nameof(dapoTokenCount), dt, "must be > 0");
 
-        using var finalizers = FinalizerGate.Hold();
-        using var scope = NewDisposeScope();
         var mask = completionMask.to_type(logps.dtype);
         var tokens = mask.sum();
         var old = oldLogps ?? logps.detach();
@@ -147,18 +169,7 @@ public static class GrpoLoss
             LossType.Dapo => masked.sum() / (dapoTokenCount is { } n ? n : tokens.clamp_min(1)),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, "unknown loss type"),
         };
-
-        // Metrics, detached; one read each (TRL "Logged metrics"). The KL is reported whenever a reference is given.
-        using var _ = torch.no_grad();
-        var count = Math.Max(1.0, D(tokens));
-        double MaskedMean(Tensor x) => D((x.to_type(logps.dtype) * mask).sum()) / count;
-        var below = ratio.lt(1 - options.EpsilonLow);
-        var above = ratio.gt(1 + options.EpsilonHigh);
-        var low = below.logical_and(a.lt(0));
-        var high = above.logical_and(a.gt(0));
-        double? meanKl = kl is null ? null : MaskedMean(kl);
-        return new GrpoLossResult(loss.MoveToOuterDisposeScope(), meanKl, kl?.detach().MoveToOuterDisposeScope(), MaskedMean(low), MaskedMean(high),
-            MaskedMean(low.logical_or(high)), MaskedMean(below.logical_or(above)), (long)D(tokens));
+        return (loss, ratio, kl, mask, a);
     }
 
     static double D(Tensor t) => t.to_type(ScalarType.Float64).item<double>();

@@ -124,23 +124,18 @@ public sealed partial class GrpoTrainer : IDisposable
     public string SaveCheckpoint(string runFolder, CheckpointRetention? retention = null, double? metric = null)
     {
         using var call = Enter();
-        NoAdapters();
-        return Checkpoint.Save(runFolder, Policy.Model, Optimizer, Options, null, _sampler, retention, metric);
+        return Checkpoint.Save(runFolder, Trained, Optimizer, Options, null, _sampler, retention, metric);
     }
 
     /// <summary>Restores a checkpoint of this run; the reference stays the model this trainer was built from.</summary>
     public void LoadCheckpoint(string path)
     {
-        NoAdapters();
-        Checkpoint.Load<GrpoOptions>(path, Policy.Model, Optimizer, null, _sampler);
+        Checkpoint.Load<GrpoOptions>(path, Trained, Optimizer, null, _sampler);
     }
 
-    // A checkpoint holds the model's state_dict, which leaves LoRA adapters out: resuming would silently drop them.
-    void NoAdapters()
-    {
-        if (Policy.Model.Adapters is not null)
-            throw new InvalidOperationException("checkpoints of a LoRA run are not written yet: save the adapters with policy.Model.Adapters.Save(folder) (PEFT's layout) and load them with LoadLora");
-    }
+    // What a step changes: a LoRA run trains its adapters only and the base stays as loaded, so its checkpoint holds the
+    // adapters (resumed on the same base with the same LoraConfig; a full run's checkpoint does not fit and is refused).
+    nn.Module Trained => (nn.Module?)Policy.Model.Adapters ?? Policy.Model;
 
     /// <summary>
     /// The guard of every public call that runs torch work: the trainer is alive, no other call is inside it (a cancelled

@@ -46,11 +46,13 @@ public sealed class TinyTrainerFixture
     public SyntheticDataset Data { get; }
     public Qwen2Tokenizer Tokenizer { get; }
 
-    public VisionLanguagePolicy NewPolicy(ulong seed = 3)
-    {
-        var config = TinyQwen2Vl.Config(Tokenizer, new TinyPretrainOptions { Hidden = 32, Layers = 1, VisionWidth = 16, VisionDepth = 1 });
-        return new VisionLanguagePolicy(Qwen2VLForConditionalGeneration.Create(config, seed, CPU), new Qwen2VLProcessor(Tokenizer, new Qwen2VLImageProcessor()));
-    }
+    public VisionLanguagePolicy NewPolicy(ulong seed = 3) =>
+        new(Qwen2VLForConditionalGeneration.Create(NewConfig(), seed, CPU), NewProcessor());
+
+    public Qwen2VLConfig NewConfig() =>
+        TinyQwen2Vl.Config(Tokenizer, new TinyPretrainOptions { Hidden = 32, Layers = 1, VisionWidth = 16, VisionDepth = 1 });
+
+    public Qwen2VLProcessor NewProcessor() => new(Tokenizer, new Qwen2VLImageProcessor());
 
     public static GrpoOptions Options => GrpoOptions.VisualRftPaper with
     {

@@ -68,11 +68,42 @@ public sealed class LoraTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainer
             Assert.Equal(adapters.named_parameters().Count(), trainer.Optimizer.Parameters.Count);
             var step = trainer.Step();
             Assert.Equal(0, step.Metrics.Kl!.Value, 6);   // B = 0: the policy is its reference at step 1
-            Assert.Contains("LoRA", Assert.Throws<InvalidOperationException>(() => trainer.SaveCheckpoint(Path.GetTempPath())).Message);
         }
         foreach (var (name, w) in policy.Model.state_dict()) Assert.True(Same(baseWeights[name], w), name);
         Assert.Contains(adapters.named_parameters(), p => !Same(adapterWeights[p.name], p.parameter));
         using var stillUsable = Logits(policy);   // disposing the trainer left the shared model alone
+    }
+
+    [Fact]
+    public void A_LoRA_run_checkpoints_its_adapters_and_resumes_them_on_the_same_base()
+    {
+        var run = Directory.CreateTempSubdirectory("vrft-lora-ckpt-").FullName;
+        try
+        {
+            Dictionary<string, Tensor> trained;
+            using (var policy = fx.NewPolicy())
+            {
+                var adapters = policy.Model.AddLora(Config);
+                using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 2);
+                trainer.Step();
+                trainer.SaveCheckpoint(run);
+                trained = adapters.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            }
+            using var resumed = fx.NewPolicy();
+            var fresh = resumed.Model.AddLora(Config);
+            using (var trainer = new GrpoTrainer(resumed, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 2))
+            {
+                trainer.LoadCheckpoint(run);
+                Assert.Equal(1, trainer.Optimizer.StepCount);
+                Assert.All(fresh.named_parameters(), p => Assert.True(Same(trained[p.name], p.parameter), p.name));
+                trainer.Step();   // the restored optimizer state fits the adapters
+            }
+            // A full-parameter run cannot resume from the adapters: the checkpoint is refused, naming what does not fit.
+            using var full = fx.NewPolicy();
+            using var fullTrainer = new GrpoTrainer(full, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 2);
+            Assert.Contains("does not fit the model", Assert.Throws<InvalidDataException>(() => fullTrainer.LoadCheckpoint(run)).Message);
+        }
+        finally { Directory.Delete(run, recursive: true); }
     }
 
     [Fact]
