@@ -40,14 +40,23 @@ public sealed class JsonFields
     /// </summary>
     public static JsonFields Parse(string json, string source, bool comments = false)
     {
-        var options = new JsonDocumentOptions { CommentHandling = comments ? JsonCommentHandling.Skip : JsonCommentHandling.Disallow };
+        var options = new JsonDocumentOptions
+        {
+            CommentHandling = comments ? JsonCommentHandling.Skip : JsonCommentHandling.Disallow,
+            AllowDuplicateProperties = false,
+        };
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json, options); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
+        catch (JsonException e)
+        {
+            // System.Text.Json names a duplicate key but not the object it is in ("hidden_size" is both a text and a
+            // vision key): find its path, a second parse paid only on this error.
+            var duplicate = DuplicatePath(json, options with { AllowDuplicateProperties = true });
+            throw duplicate != null ? Error(source, duplicate, "is given twice") : new InvalidDataException($"{source}: not valid JSON: {e.Message}", e);
+        }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{source}: the top level is not a JSON object");
-            RefuseDuplicates(doc.RootElement, source, "");
             // Clone: the node reads its members lazily from an element that must outlive the pooled document.
             return new JsonFields(JsonObject.Create(doc.RootElement.Clone())!, source, "");
         }
@@ -56,22 +65,35 @@ public sealed class JsonFields
     /// <summary>An object built in code or parsed elsewhere, read with the same messages.</summary>
     public static JsonFields Of(JsonObject obj, string source) => new(obj, source, "");
 
-    static void RefuseDuplicates(JsonElement e, string source, string path)
+    /// <summary>The key path of the first key given twice in one object, or null (also when the text is not JSON).</summary>
+    static string? DuplicatePath(string json, JsonDocumentOptions options)
     {
-        if (e.ValueKind == JsonValueKind.Object)
+        try
         {
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var p in e.EnumerateObject())
-            {
-                var key = Join(path, p.Name);
-                if (!seen.Add(p.Name)) throw Error(source, key, "is given twice");
-                RefuseDuplicates(p.Value, source, key);
-            }
+            using var doc = JsonDocument.Parse(json, options);
+            return Find(doc.RootElement, "");
         }
-        else if (e.ValueKind == JsonValueKind.Array)
+        catch (JsonException) { return null; }
+
+        static string? Find(JsonElement e, string path)
         {
-            int i = 0;
-            foreach (var item in e.EnumerateArray()) RefuseDuplicates(item, source, $"{path}[{i++}]");
+            if (e.ValueKind == JsonValueKind.Object)
+            {
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var p in e.EnumerateObject())
+                {
+                    var key = Join(path, p.Name);
+                    if (!seen.Add(p.Name)) return key;
+                    if (Find(p.Value, key) is { } found) return found;
+                }
+            }
+            else if (e.ValueKind == JsonValueKind.Array)
+            {
+                int i = 0;
+                foreach (var item in e.EnumerateArray())
+                    if (Find(item, $"{path}[{i++}]") is { } found) return found;
+            }
+            return null;
         }
     }
 
