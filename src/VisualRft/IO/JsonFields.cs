@@ -106,7 +106,7 @@ public sealed class JsonFields
     public bool Has(string key) => obj[key] is not null;
 
     /// <summary>The full key path of <paramref name="key"/> in this object, as messages name it.</summary>
-    public string PathOf(string key) => Join(Path, key);
+    string PathOf(string key) => Join(Path, key);
 
     /// <summary>Refuses keys other than <paramref name="known"/> (a typo would otherwise be a silent default).</summary>
     public void OnlyKeys(params string[] known)
@@ -131,8 +131,7 @@ public sealed class JsonFields
 
     public double Double(string key, double orElse) => obj[key] is { } n ? AsDouble(n, PathOf(key)) : orElse;
 
-    public bool Bool(string key) => AsBool(Required(key), PathOf(key));
-
+    /// <summary>true or false; every flag the formats read has a default.</summary>
     public bool Bool(string key, bool orElse) => obj[key] is { } n ? AsBool(n, PathOf(key)) : orElse;
 
     /// <summary>A string that must be one of <paramref name="values"/>' keys, mapped to its value.</summary>
@@ -202,7 +201,7 @@ public sealed class JsonFields
     /// <summary>"must be {expected}, got {the value found}".</summary>
     public InvalidDataException Wrong(string key, string expected) => Wrong(Source, PathOf(key), expected, obj[key]);
 
-    public InvalidDataException Missing(string key) => Error(key, "is missing");
+    InvalidDataException Missing(string key) => Error(key, "is missing");
 
     // ---------------------------------------------------------------- conversions
 

@@ -44,7 +44,7 @@ public class JsonFieldsTests
         Assert.Equal("config.json: key 's' must be a string, got 5", Refusal(() => f.Str("s")));
         Assert.Equal("", f.Str("e"));
         Assert.Equal("config.json: key 'e' must be a non-empty string, got \"\"", Refusal(() => f.Str("e", nonEmpty: true)));
-        Assert.Equal("config.json: key 'b' must be true or false, got \"yes\"", Refusal(() => f.Bool("b")));
+        Assert.Equal("config.json: key 'b' must be true or false, got \"yes\"", Refusal(() => f.Bool("b", false)));
         Assert.Equal("config.json: key 'o' must be an object, got [1]", Refusal(() => f.ObjOrNull("o")));
         Assert.Equal("config.json: key 'n' must be an array of integers, got \"1\"", Refusal(() => f.Ints("n")));
         Assert.Equal("config.json: key 'o' must be a string or an object, got [1]", f.Wrong("o", "a string or an object").Message);
