@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using VisualRft.IO;
 
@@ -132,47 +131,38 @@ public sealed record DatasetManifest(
     public CategoryGroup GroupOf(string category) =>
         NovelCategories.Contains(category) ? CategoryGroup.Novel : CategoryGroup.Base;
 
-    public static DatasetManifest Load(string path)
-    {
-        return Parse(BoundedFile.ReadAllText(path, MaxFileBytes, "dataset manifest"), path);
-    }
+    // Manifests are written by hand: comments are allowed.
+    public static DatasetManifest Load(string path) => Parse(JsonFields.Load(path, MaxFileBytes, "dataset manifest", comments: true));
 
     /// <summary>Parses and validates manifest JSON; <paramref name="source"/> names it in errors.</summary>
-    public static DatasetManifest Parse(string json, string source)
-    {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e); }
-        using (doc)
-        {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw Error(source, "", "the manifest must be a JSON object");
-            CheckKeys(root, Keys, source, "");
+    public static DatasetManifest Parse(string json, string source) => Parse(JsonFields.Parse(json, source, comments: true));
 
-            var task = Enum(Str(root, "task", source), Tasks, source, "task");
-            var cats = Obj(root, "categories", source);
-            CheckKeys(cats, ["base", "novel"], source, "categories.");
-            var manifest = new DatasetManifest(
-                Name: Str(root, "name", source),
-                Description: Str(root, "description", source),
-                Task: task.Task,
-                OpenVocabulary: task.OpenVocabulary,
-                Generator: Str(root, "generator", source),
-                PromptTemplate: Str(root, "promptTemplate", source),
-                Seed: Int(root, "seed", source),
-                ImageSize: Int(root, "imageSize", source),
-                BaseCategories: StrList(cats, "base", source, "categories."),
-                NovelCategories: StrList(cats, "novel", source, "categories."),
-                ShotOptions: root.TryGetProperty("shotOptions", out var so) ? IntList(so, source, "shotOptions") : [],
-                Train: Split(root, "train", source),
-                Test: Split(root, "test", source),
-                Scene: root.TryGetProperty("scene", out _) ? ParseScene(root, source) : SceneSpec.Default,
-                Solutions: root.TryGetProperty("solutions", out _) ? ParseSolutions(root, source) : SolutionStyle.Paper,
-                Relations: root.TryGetProperty("relations", out var rel) ? StrListOf(rel, source, "relations") : GroundingGenerator.Relations,
-                Source: source);
-            manifest.Validate();
-            return manifest;
-        }
+    static DatasetManifest Parse(JsonFields root)
+    {
+        root.OnlyKeys(Keys);
+        var task = root.OneOf("task", Tasks);
+        var cats = root.Obj("categories");
+        cats.OnlyKeys("base", "novel");
+        var manifest = new DatasetManifest(
+            Name: root.Str("name", nonEmpty: true),
+            Description: root.Str("description", nonEmpty: true),
+            Task: task.Task,
+            OpenVocabulary: task.OpenVocabulary,
+            Generator: root.Str("generator", nonEmpty: true),
+            PromptTemplate: root.Str("promptTemplate", nonEmpty: true),
+            Seed: root.Int("seed"),
+            ImageSize: root.Int("imageSize"),
+            BaseCategories: cats.Strs("base", nonEmpty: true),
+            NovelCategories: cats.Strs("novel", nonEmpty: true),
+            ShotOptions: root.Has("shotOptions") ? root.Ints("shotOptions") : [],
+            Train: Split(root.Obj("train")),
+            Test: Split(root.Obj("test")),
+            Scene: root.ObjOrNull("scene") is { } scene ? ParseScene(scene) : SceneSpec.Default,
+            Solutions: root.ObjOrNull("solutions") is { } solutions ? ParseSolutions(solutions) : SolutionStyle.Paper,
+            Relations: root.Has("relations") ? root.Strs("relations", nonEmpty: true) : GroundingGenerator.Relations,
+            Source: root.Source);
+        manifest.Validate();
+        return manifest;
     }
 
     /// <summary>A copy with some values replaced, validated again (e.g. a different shot count or seed).</summary>
@@ -192,10 +182,10 @@ public sealed record DatasetManifest(
     /// <summary>Checks the cross-key rules; throws <see cref="InvalidDataException"/> naming the source and key.</summary>
     public void Validate()
     {
-        if (!Regex.IsMatch(Name, "^[a-z0-9][a-z0-9-]*$")) throw Error(Source, "name", $"must be lower-case letters, digits and '-', got '{Q(Name)}'");
-        if (Seed < 0) throw Error(Source, "seed", $"must be a non-negative integer, got {Seed}");
+        if (!Regex.IsMatch(Name, "^[a-z0-9][a-z0-9-]*$")) throw JsonFields.Error(Source, "name", $"must be lower-case letters, digits and '-', got '{Q(Name)}'");
+        if (Seed < 0) throw JsonFields.Error(Source, "seed", $"must be a non-negative integer, got {Seed}");
         if (ImageSize < MinImageSize || ImageSize > MaxImageSize || ImageSize % 28 != 0)
-            throw Error(Source, "imageSize", $"must be a multiple of 28 between {MinImageSize} and {MaxImageSize}, got {ImageSize}");
+            throw JsonFields.Error(Source, "imageSize", $"must be a multiple of 28 between {MinImageSize} and {MaxImageSize}, got {ImageSize}");
 
         var (generator, template) = Task switch
         {
@@ -203,168 +193,103 @@ public sealed record DatasetManifest(
             VisualTask.Grounding => ("shapes-grounding", Prompts.GroundingTemplateId),
             _ => ("shapes-detection", Prompts.DetectionTemplateId),
         };
-        if (Generator != generator) throw Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Q(Generator)}'");
-        if (PromptTemplate != template) throw Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{Q(PromptTemplate)}'");
+        if (Generator != generator) throw JsonFields.Error(Source, "generator", $"task '{TaskName}' needs generator '{generator}', got '{Q(Generator)}'");
+        if (PromptTemplate != template) throw JsonFields.Error(Source, "promptTemplate", $"task '{TaskName}' needs prompt template '{template}', got '{Q(PromptTemplate)}'");
 
         var known = Task == VisualTask.Classification ? ClassificationGenerator.ClassNames : ShapeVocabulary.Categories;
         foreach (var (key, list) in new[] { ("categories.base", BaseCategories), ("categories.novel", NovelCategories) })
         {
             foreach (var c in list)
-                if (!known.Contains(c)) throw Error(Source, key, $"unknown category '{Q(c)}' for generator '{Generator}' (known: {string.Join(", ", known)})");
+                if (!known.Contains(c)) throw JsonFields.Error(Source, key, $"unknown category '{Q(c)}' for generator '{Generator}' (known: {string.Join(", ", known)})");
             var dup = list.GroupBy(c => c).FirstOrDefault(g => g.Count() > 1);
-            if (dup != null) throw Error(Source, key, $"category '{Q(dup.Key)}' is listed twice");
+            if (dup != null) throw JsonFields.Error(Source, key, $"category '{Q(dup.Key)}' is listed twice");
         }
         var both = BaseCategories.Intersect(NovelCategories).FirstOrDefault();
-        if (both != null) throw Error(Source, "categories", $"'{Q(both)}' is both base and novel; the sets must be disjoint");
+        if (both != null) throw JsonFields.Error(Source, "categories", $"'{Q(both)}' is both base and novel; the sets must be disjoint");
         var withDistractors = Scene.MaxDistractors > 0;
         if (BaseCategories.Count + NovelCategories.Count < (withDistractors ? 2 : 1))
-            throw Error(Source, "categories", withDistractors ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
+            throw JsonFields.Error(Source, "categories", withDistractors ? "at least two categories are needed (targets and distractors)" : "at least one category is needed");
         foreach (var s in ShotOptions)
-            if (s < 1) throw Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
+            if (s < 1) throw JsonFields.Error(Source, "shotOptions", $"shot counts must be positive, got {s}");
 
         if (Scene != SceneSpec.Default)
         {
-            if (Generator != "shapes-detection") throw Error(Source, "scene", $"only detection scenes can be composed, not '{Generator}'");
+            if (Generator != "shapes-detection") throw JsonFields.Error(Source, "scene", $"only detection scenes can be composed, not '{Generator}'");
             if (Scene.MinTargets < 1 || Scene.MaxTargets > 3 || Scene.MinTargets > Scene.MaxTargets)
-                throw Error(Source, "scene.targets", $"must be a range within [1, 3], got [{Scene.MinTargets}, {Scene.MaxTargets}]");
+                throw JsonFields.Error(Source, "scene.targets", $"must be a range within [1, 3], got [{Scene.MinTargets}, {Scene.MaxTargets}]");
             if (Scene.MinDistractors < 0 || Scene.MaxDistractors > 2 || Scene.MinDistractors > Scene.MaxDistractors)
-                throw Error(Source, "scene.distractors", $"must be a range within [0, 2], got [{Scene.MinDistractors}, {Scene.MaxDistractors}]");
+                throw JsonFields.Error(Source, "scene.distractors", $"must be a range within [0, 2], got [{Scene.MinDistractors}, {Scene.MaxDistractors}]");
             if (!(Scene.MinObjectSide >= 0.1 && Scene.MaxObjectSide <= 0.8 && Scene.MinObjectSide <= Scene.MaxObjectSide))
-                throw Error(Source, "scene.objectSide", $"must be a range within [0.1, 0.8], got [{Scene.MinObjectSide}, {Scene.MaxObjectSide}]");
-            if (!(Scene.MultiTargetShare is >= 0 and <= 1)) throw Error(Source, "scene.multiTarget", $"must be a share in [0, 1], got {Scene.MultiTargetShare}");
-            if (!(Scene.FadedShare is >= 0 and <= 1)) throw Error(Source, "scene.faded", $"must be a share in [0, 1], got {Scene.FadedShare}");
+                throw JsonFields.Error(Source, "scene.objectSide", $"must be a range within [0.1, 0.8], got [{Scene.MinObjectSide}, {Scene.MaxObjectSide}]");
+            if (!(Scene.MultiTargetShare is >= 0 and <= 1)) throw JsonFields.Error(Source, "scene.multiTarget", $"must be a share in [0, 1], got {Scene.MultiTargetShare}");
+            if (!(Scene.FadedShare is >= 0 and <= 1)) throw JsonFields.Error(Source, "scene.faded", $"must be a share in [0, 1], got {Scene.FadedShare}");
         }
         if (Solutions != SolutionStyle.Paper)
         {
-            if (Task != VisualTask.Detection) throw Error(Source, "solutions", $"only detection solutions have a style, not '{TaskName}'");
-            if (!(Solutions.WithoutThinkShare is >= 0 and <= 1)) throw Error(Source, "solutions.withoutThink", $"must be a share in [0, 1], got {Solutions.WithoutThinkShare}");
+            if (Task != VisualTask.Detection) throw JsonFields.Error(Source, "solutions", $"only detection solutions have a style, not '{TaskName}'");
+            if (!(Solutions.WithoutThinkShare is >= 0 and <= 1)) throw JsonFields.Error(Source, "solutions.withoutThink", $"must be a share in [0, 1], got {Solutions.WithoutThinkShare}");
         }
-        if (Relations.Count == 0) throw Error(Source, "relations", "must list at least one relation");
+        if (Relations.Count == 0) throw JsonFields.Error(Source, "relations", "must list at least one relation");
         foreach (var r in Relations)
-            if (!GroundingGenerator.Relations.Contains(r)) throw Error(Source, "relations", $"unknown relation '{Q(r)}' (known: {string.Join(", ", GroundingGenerator.Relations)})");
+            if (!GroundingGenerator.Relations.Contains(r)) throw JsonFields.Error(Source, "relations", $"unknown relation '{Q(r)}' (known: {string.Join(", ", GroundingGenerator.Relations)})");
         if (Task != VisualTask.Grounding && !Relations.SequenceEqual(GroundingGenerator.Relations))
-            throw Error(Source, "relations", $"only grounding draws relations, not '{TaskName}'");
+            throw JsonFields.Error(Source, "relations", $"only grounding draws relations, not '{TaskName}'");
         CheckSplit("train", Train);
         CheckSplit("test", Test);
         if (EstimatedBytes > MemoryBudget.PlanningBytes)
         {
             var (key, split) = ImageCount(Train) >= ImageCount(Test) ? ("train.size", Train) : ("test.size", Test);
-            throw Error(Source, key, $"{split.Size:N0} makes {ImageCount(Train) + ImageCount(Test):N0} images of {ImageSize}x{ImageSize} "
+            throw JsonFields.Error(Source, key, $"{split.Size:N0} makes {ImageCount(Train) + ImageCount(Test):N0} images of {ImageSize}x{ImageSize} "
                 + $"(~{MemoryBudget.Format(EstimatedBytes)}), more than the {MemoryBudget.Format(MemoryBudget.PlanningBytes)} a data set may take here "
                 + $"(half the memory); at most {MaxSize(split == Train ? DatasetSplit.Train : DatasetSplit.Test):N0}");
         }
         if (OpenVocabulary && (Train.Categories != CategorySelection.Base || Test.Categories != CategorySelection.Novel))
-            throw Error(Source, "train.categories", "open-vocabulary detection trains on 'base' and tests on 'novel' (visual-rft-spec.md §5.2)");
+            throw JsonFields.Error(Source, "train.categories", "open-vocabulary detection trains on 'base' and tests on 'novel' (visual-rft-spec.md §5.2)");
     }
 
     void CheckSplit(string key, SplitSpec split)
     {
-        if (split.Size < 1) throw Error(Source, key + ".size", $"must be a positive integer, got {split.Size}");
+        if (split.Size < 1) throw JsonFields.Error(Source, key + ".size", $"must be a positive integer, got {split.Size}");
         if (Task == VisualTask.Grounding)
         {
             if (split.Categories != CategorySelection.None)
-                throw Error(Source, key + ".categories", "grounding splits draw scenes from all categories; remove this key");
+                throw JsonFields.Error(Source, key + ".categories", "grounding splits draw scenes from all categories; remove this key");
             return;
         }
-        if (split.Categories == CategorySelection.None) throw Error(Source, key + ".categories", "is required (base, novel or all)");
-        if (CategoriesOf(split.Categories).Count == 0) throw Error(Source, key + ".categories", $"selects '{split.Categories.ToString().ToLowerInvariant()}', which is empty");
+        if (split.Categories == CategorySelection.None) throw JsonFields.Error(Source, key + ".categories", "is required (base, novel or all)");
+        if (CategoriesOf(split.Categories).Count == 0) throw JsonFields.Error(Source, key + ".categories", $"selects '{split.Categories.ToString().ToLowerInvariant()}', which is empty");
     }
 
     string TaskName => Tasks.First(kv => kv.Value == (Task, OpenVocabulary)).Key;
 
-    static SplitSpec Split(JsonElement root, string key, string source)
+    static SplitSpec Split(JsonFields o)
     {
-        var o = Obj(root, key, source);
-        CheckKeys(o, ["categories", "size"], source, key + ".");
-        var sel = o.TryGetProperty("categories", out _) ? Enum(Str(o, "categories", source, key + "."), Selections, source, key + ".categories") : CategorySelection.None;
-        return new SplitSpec(sel, Int(o, "size", source, key + "."));
+        o.OnlyKeys("categories", "size");
+        return new SplitSpec(o.Has("categories") ? o.OneOf("categories", Selections) : CategorySelection.None, o.Int("size"));
     }
 
-    static SceneSpec ParseScene(JsonElement root, string source)
+    static SceneSpec ParseScene(JsonFields o)
     {
-        var o = Obj(root, "scene", source);
-        CheckKeys(o, ["targets", "distractors", "objectSide", "multiTarget", "faded"], source, "scene.");
+        o.OnlyKeys("targets", "distractors", "objectSide", "multiTarget", "faded");
         var d = SceneSpec.Default;
-        var targets = o.TryGetProperty("targets", out var t) ? Pair(IntList(t, source, "scene.targets"), source, "scene.targets") : (d.MinTargets, d.MaxTargets);
-        var distractors = o.TryGetProperty("distractors", out var x) ? Pair(IntList(x, source, "scene.distractors"), source, "scene.distractors") : (d.MinDistractors, d.MaxDistractors);
-        var side = o.TryGetProperty("objectSide", out var z) ? Pair(DoubleList(z, source, "scene.objectSide"), source, "scene.objectSide") : (d.MinObjectSide, d.MaxObjectSide);
-        var multi = o.TryGetProperty("multiTarget", out var mt) ? Number(mt, source, "scene.multiTarget") : d.MultiTargetShare;
-        var faded = o.TryGetProperty("faded", out var f) ? Number(f, source, "scene.faded") : d.FadedShare;
-        return new SceneSpec(targets.Item1, targets.Item2, distractors.Item1, distractors.Item2, side.Item1, side.Item2, multi, faded);
+        var targets = o.Has("targets") ? Pair(o, "targets", o.Ints("targets")) : (d.MinTargets, d.MaxTargets);
+        var distractors = o.Has("distractors") ? Pair(o, "distractors", o.Ints("distractors")) : (d.MinDistractors, d.MaxDistractors);
+        var side = o.Has("objectSide") ? Pair(o, "objectSide", o.Doubles("objectSide")) : (d.MinObjectSide, d.MaxObjectSide);
+        return new SceneSpec(targets.Item1, targets.Item2, distractors.Item1, distractors.Item2, side.Item1, side.Item2,
+            o.Double("multiTarget", d.MultiTargetShare), o.Double("faded", d.FadedShare));
     }
 
-    static SolutionStyle ParseSolutions(JsonElement root, string source)
+    static readonly Dictionary<string, bool> VisibilityConfidence = new() { ["one"] = false, ["visibility"] = true };
+
+    static SolutionStyle ParseSolutions(JsonFields o)
     {
-        var o = Obj(root, "solutions", source);
-        CheckKeys(o, ["confidence", "withoutThink"], source, "solutions.");
-        var confidence = o.TryGetProperty("confidence", out _) ? Str(o, "confidence", source, "solutions.") : "one";
-        if (confidence is not ("one" or "visibility")) throw Error(source, "solutions.confidence", $"unknown value '{Q(confidence)}' (known: one, visibility)");
-        var withoutThink = o.TryGetProperty("withoutThink", out var w) ? Number(w, source, "solutions.withoutThink") : 0;
-        return new SolutionStyle(confidence == "visibility", withoutThink);
+        o.OnlyKeys("confidence", "withoutThink");
+        return new SolutionStyle(o.Has("confidence") && o.OneOf("confidence", VisibilityConfidence), o.Double("withoutThink", 0));
     }
 
-    static double Number(JsonElement v, string source, string key) =>
-        v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw Error(source, key, $"must be a number, got {Q(v.GetRawText())}");
-
-    static (T, T) Pair<T>(IReadOnlyList<T> list, string source, string key) =>
-        list.Count == 2 ? (list[0], list[1]) : throw Error(source, key, $"must be [min, max], got {list.Count} values");
-
-    static IReadOnlyList<double> DoubleList(JsonElement v, string source, string key)
-    {
-        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of numbers, got {v.ValueKind}");
-        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw Error(source, key, $"entries must be numbers, got {Q(e.GetRawText())}"))];
-    }
-
-    static void CheckKeys(JsonElement o, string[] known, string source, string prefix)
-    {
-        foreach (var p in o.EnumerateObject())
-            if (!known.Contains(p.Name)) throw Error(source, Q(prefix + p.Name), $"unknown key (known: {string.Join(", ", known)})");
-    }
-
-    static JsonElement Get(JsonElement o, string key, string source, string prefix) =>
-        o.TryGetProperty(key, out var v) ? v : throw Error(source, prefix + key, "is missing");
-
-    static JsonElement Obj(JsonElement o, string key, string source)
-    {
-        var v = Get(o, key, source, "");
-        return v.ValueKind == JsonValueKind.Object ? v : throw Error(source, key, $"must be an object, got {v.ValueKind}");
-    }
-
-    static string Str(JsonElement o, string key, string source, string prefix = "")
-    {
-        var v = Get(o, key, source, prefix);
-        return v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString()! : throw Error(source, prefix + key, $"must be a non-empty string, got {Q(v.GetRawText())}");
-    }
-
-    static int Int(JsonElement o, string key, string source, string prefix = "")
-    {
-        var v = Get(o, key, source, prefix);
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw Error(source, prefix + key, $"must be an integer, got {Q(v.GetRawText())}");
-    }
-
-    static IReadOnlyList<string> StrList(JsonElement o, string key, string source, string prefix) =>
-        StrListOf(Get(o, key, source, prefix), source, prefix + key);
-
-    static IReadOnlyList<string> StrListOf(JsonElement v, string source, string key)
-    {
-        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of strings, got {v.ValueKind}");
-        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && e.GetString()!.Length > 0
-            ? e.GetString()! : throw Error(source, key, $"entries must be non-empty strings, got {Q(e.GetRawText())}"))];
-    }
-
-    static IReadOnlyList<int> IntList(JsonElement v, string source, string key)
-    {
-        if (v.ValueKind != JsonValueKind.Array) throw Error(source, key, $"must be an array of integers, got {v.ValueKind}");
-        return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var i)
-            ? i : throw Error(source, key, $"entries must be integers, got {Q(e.GetRawText())}"))];
-    }
-
-    static T Enum<T>(string value, Dictionary<string, T> map, string source, string key) =>
-        map.TryGetValue(value, out var t) ? t : throw Error(source, key, $"unknown value '{Q(value)}' (known: {string.Join(", ", map.Keys)})");
+    static (T, T) Pair<T>(JsonFields o, string key, IReadOnlyList<T> list) =>
+        list.Count == 2 ? (list[0], list[1]) : throw o.Error(key, $"must be [min, max], got {list.Count} values");
 
     /// <summary>A manifest value quoted in a message.</summary>
     static string Q(string value) => Excerpt.Of(value, 80);
-
-    static InvalidDataException Error(string source, string key, string message) =>
-        new(key.Length == 0 ? $"{source}: {message}" : $"{source}: key '{key}' {message}");
 }

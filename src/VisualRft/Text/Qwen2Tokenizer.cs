@@ -182,7 +182,7 @@ public sealed class Qwen2Tokenizer
     public static Qwen2Tokenizer FromFolder(string folder)
     {
         var cfgPath = Path.Combine(folder, "tokenizer_config.json");
-        JsonNode? cfg = File.Exists(cfgPath) ? ReadJson(cfgPath) : null;
+        var cfg = File.Exists(cfgPath) ? ReadJson(cfgPath) : null;
         var json = Path.Combine(folder, "tokenizer.json");
         Qwen2Tokenizer tok;
         if (File.Exists(json)) tok = FromTokenizerJson(json);
@@ -193,21 +193,23 @@ public sealed class Qwen2Tokenizer
             if (!File.Exists(vocabPath) || !File.Exists(mergesPath))
                 throw new FileNotFoundException($"{folder} has neither tokenizer.json nor vocab.json + merges.txt");
             var addedTokens = new List<AddedToken>();
-            if (cfg?["added_tokens_decoder"] is JsonObject dec)
-                foreach (var (id, v) in dec)
-                    addedTokens.Add(new AddedToken(Str(v, "content", cfgPath),
-                        int.TryParse(id, System.Globalization.NumberStyles.None, null, out var n) ? n
-                            : throw new InvalidDataException($"{cfgPath}: key 'added_tokens_decoder.{Excerpt.Of(id, 40)}' is not a token id"),
-                        Bool(v?["special"], "added_tokens_decoder.special", cfgPath) ?? true));
+            if (cfg?.ObjOrNull("added_tokens_decoder") is { } dec)
+                foreach (var id in dec.Keys)
+                {
+                    var t = dec.Obj(id);
+                    addedTokens.Add(new AddedToken(t.Str("content"),
+                        int.TryParse(id, System.Globalization.NumberStyles.None, null, out var n) ? n : throw dec.Error(id, "is not a token id"),
+                        t.Bool("special", true)));
+                }
             tok = FromVocabAndMerges(vocabPath, mergesPath, addedTokens);
         }
-        var pad = cfg?["pad_token"] switch
+        // A string, or an AddedToken object ({"content": …}) as some transformers versions save it.
+        var pad = cfg?.Kind("pad_token") switch
         {
-            JsonValue v when v.TryGetValue(out string? s) => s,
-            JsonObject o => o["content"] is JsonValue c && c.TryGetValue(out string? s) ? s : throw new InvalidDataException($"{cfgPath}: key 'pad_token.content' must be a string"),
-            null => null,
-            var other when other.GetValueKind() == JsonValueKind.Null => null,
-            var other => throw new InvalidDataException($"{cfgPath}: key 'pad_token' must be a string or an object, got {Excerpt.Of(other.ToJsonString(), 40)}"),
+            null or JsonValueKind.Undefined or JsonValueKind.Null => null,
+            JsonValueKind.String => cfg.Str("pad_token"),
+            JsonValueKind.Object => cfg.Obj("pad_token").Str("content"),
+            _ => throw cfg.Wrong("pad_token", "a string or an object"),
         };
         if (pad == null) return tok;
         return tok.WithPad(tok.TokenToId(pad) ?? throw new InvalidDataException($"{cfgPath}: pad_token '{Excerpt.Of(pad, 40)}' is not in the vocabulary"));
@@ -220,7 +222,7 @@ public sealed class Qwen2Tokenizer
     /// released Qwen checkpoints keep outside vocab.json (ids 151643+).</summary>
     public static Qwen2Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath, IReadOnlyList<AddedToken> addedTokens)
     {
-        var vocab = ParseVocab(ReadJson(vocabPath), vocabPath);
+        var vocab = ParseVocab(ReadJson(vocabPath));
         var merges = new List<(string, string)>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(mergesPath))
@@ -237,35 +239,35 @@ public sealed class Qwen2Tokenizer
     /// <summary>A Hugging Face <c>tokenizer.json</c> with a BPE model and the Qwen2 (or no) pre-tokenizer pattern.</summary>
     public static Qwen2Tokenizer FromTokenizerJson(string path)
     {
-        var root = ReadJson(path) ?? throw new InvalidDataException($"{path}: empty JSON");
-        var model = root["model"] as JsonObject ?? throw new InvalidDataException($"{path}: missing key 'model' (an object)");
-        var type = StrOrNull(model["type"], "model.type", path);
+        var root = ReadJson(path);
+        var model = root.Obj("model");
+        var type = model.Str("type", null);
         if (type is not (null or "BPE")) throw new NotSupportedException($"{path}: model type '{Excerpt.Of(type, 40)}' is not BPE");
-        if (Bool(model["byte_fallback"], "model.byte_fallback", path) == true || model["continuing_subword_prefix"] is JsonValue || model["end_of_word_suffix"] is JsonValue)
+        if (model.Bool("byte_fallback", false) || model.Has("continuing_subword_prefix") || model.Has("end_of_word_suffix"))
             throw new NotSupportedException($"{path}: byte_fallback / continuing_subword_prefix / end_of_word_suffix are not used by Qwen2 and not supported");
-        foreach (var node in Descendants(root["pre_tokenizer"]).OfType<JsonObject>())
+        foreach (var node in root.ObjOrNull("pre_tokenizer")?.SelfAndDescendants() ?? [])
         {
-            if (node["pattern"] is JsonObject pat && StrOrNull(pat["Regex"], "pre_tokenizer.pattern.Regex", path) != Qwen2PreTokenizer.Pattern)
-                throw new NotSupportedException($"{path}: pre-tokenizer pattern {Excerpt.Of(pat.ToJsonString(), 80)} is not Qwen2's");
-            if (StrOrNull(node["type"], "pre_tokenizer.type", path) == "ByteLevel" && Bool(node["use_regex"], "pre_tokenizer.use_regex", path) == true)
+            if (node.ObjOrNull("pattern") is { } pat && pat.Str("Regex", null) != Qwen2PreTokenizer.Pattern)
+                throw new NotSupportedException($"{path}: pre-tokenizer pattern {Excerpt.Of(pat.ToString(), 80)} is not Qwen2's");
+            if (node.Str("type", null) == "ByteLevel" && node.Bool("use_regex", false))
                 throw new NotSupportedException($"{path}: a ByteLevel pre-tokenizer with use_regex (GPT-2 splitting) is not Qwen2's");
         }
-        var norm = StrOrNull((root["normalizer"] as JsonObject)?["type"], "normalizer.type", path);
+        var norm = root.ObjOrNull("normalizer")?.Str("type", null);
         if (norm is not (null or "NFC")) throw new NotSupportedException($"{path}: normalizer '{Excerpt.Of(norm, 40)}' is not NFC");
-        var vocab = ParseVocab(model["vocab"], path);
+        var vocab = ParseVocab(model.Obj("vocab"));
         var merges = new List<(string, string)>();
-        foreach (var m in Array(model["merges"], "model.merges", path))
+        var entries = model.Entries("merges");
+        for (int i = 0; i < entries.Count; i++)
         {
+            // Two forms: ["a", "b"] (newer tokenizers releases) and "a b" (older files).
+            var m = entries[i];
             if (m is JsonArray { Count: 2 } pair && pair[0] is JsonValue a && a.TryGetValue(out string? left) && pair[1] is JsonValue b && b.TryGetValue(out string? right))
                 merges.Add((left, right));
             else if (m is JsonValue v && v.TryGetValue(out string? text) && text.Split(' ') is { Length: 2 } parts) merges.Add((parts[0], parts[1]));
-            else throw new InvalidDataException($"{path}: key 'model.merges' has a malformed merge {Excerpt.Of(m?.ToJsonString() ?? "null", 60)}");
+            else throw model.Error($"merges[{i}]", $"must be [\"a\", \"b\"] or \"a b\", got {Excerpt.Of(m?.ToJsonString() ?? "null", 60)}");
         }
-        var addedTokens = Array(root["added_tokens"], "added_tokens", path)
-            .Select(t => new AddedToken(Str(t, "content", path),
-                t?["id"] is JsonValue id && id.TryGetValue(out int n) ? n : throw new InvalidDataException($"{path}: key 'added_tokens.id' must be an integer, got {Excerpt.Of(t?["id"]?.ToJsonString() ?? "nothing", 40)}"),
-                Bool(t["special"], "added_tokens.special", path) ?? false)).ToList();
-        return new Qwen2Tokenizer(vocab, merges, addedTokens, Bool(model["ignore_merges"], "model.ignore_merges", path) ?? false, path);
+        var addedTokens = root.Objs("added_tokens").Select(t => new AddedToken(t.Str("content"), t.Int("id"), t.Bool("special", false))).ToList();
+        return new Qwen2Tokenizer(vocab, merges, addedTokens, model.Bool("ignore_merges", false), path);
     }
 
     /// <summary>Writes a <c>tokenizer.json</c> in the Hugging Face format (Qwen2 normaliser, pre-tokenizer and decoder).</summary>
@@ -303,55 +305,13 @@ public sealed class Qwen2Tokenizer
         AtomicFile.WriteAllText(path, root.ToJsonString(options));
     }
 
-    static IEnumerable<JsonNode> Descendants(JsonNode? node)
+    /// <summary>Token → id of a vocabulary object (<c>model.vocab</c> of tokenizer.json, or all of vocab.json).</summary>
+    static Dictionary<string, int> ParseVocab(JsonFields vocab)
     {
-        if (node == null) yield break;
-        yield return node;
-        var children = node switch { JsonObject o => o.Select(kv => kv.Value), JsonArray a => a, _ => Enumerable.Empty<JsonNode?>() };
-        foreach (var c in children)
-            foreach (var d in Descendants(c)) yield return d;
-    }
-
-    static Dictionary<string, int> ParseVocab(JsonNode? node, string path)
-    {
-        if (node is not JsonObject obj) throw new InvalidDataException($"{path}: vocabulary is not a JSON object");
-        var d = new Dictionary<string, int>(obj.Count, StringComparer.Ordinal);
-        foreach (var (k, v) in obj)
-            d[k] = v is JsonValue n && n.TryGetValue(out int id) ? id
-                : throw new InvalidDataException($"{path}: token '{Excerpt.Of(k, 40)}' must have an integer id, got {Excerpt.Of(v?.ToJsonString() ?? "null", 40)}");
+        var d = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var token in vocab.Keys) d[token] = vocab.Int(token);
         return d;
     }
 
-    static JsonNode? ReadJson(string path)
-    {
-        try { return JsonNode.Parse(BoundedFile.ReadAllText(path, MaxFileBytes, "tokenizer file")); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
-    }
-
-    static string Str(JsonNode? node, string key, string path) =>
-        (node as JsonObject)?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : throw new InvalidDataException($"{path}: an added token has no string '{key}'");
-
-    static string? StrOrNull(JsonNode? node, string key, string path) => node switch
-    {
-        null => null,
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        _ when node.GetValueKind() == JsonValueKind.Null => null,
-        _ => throw new InvalidDataException($"{path}: key '{key}' must be a string, got {Excerpt.Of(node.ToJsonString(), 40)}"),
-    };
-
-    static bool? Bool(JsonNode? node, string key, string path) => node switch
-    {
-        null => null,
-        JsonValue v when v.TryGetValue(out bool b) => b,
-        _ when node.GetValueKind() == JsonValueKind.Null => null,
-        _ => throw new InvalidDataException($"{path}: key '{key}' must be true or false, got {Excerpt.Of(node.ToJsonString(), 40)}"),
-    };
-
-    static JsonArray Array(JsonNode? node, string key, string path) => node switch
-    {
-        null => [],
-        JsonArray a => a,
-        _ when node.GetValueKind() == JsonValueKind.Null => [],
-        _ => throw new InvalidDataException($"{path}: key '{key}' must be an array, got {Excerpt.Of(node.ToJsonString(), 40)}"),
-    };
+    static JsonFields ReadJson(string path) => JsonFields.Load(path, MaxFileBytes, "tokenizer file");
 }

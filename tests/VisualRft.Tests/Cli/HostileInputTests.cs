@@ -111,7 +111,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         {
             var vocab = j["model"]!["vocab"]!.AsObject();
             vocab[vocab.First().Key] = "7";
-        })), 2, ["tokenizer.json", "must have an integer id"]),
+        })), 2, ["tokenizer.json", "key 'model.vocab.", "must be an integer, got \"7\""]),
         ["min_pixels 10^12"] = (t => t.From(dir => EditJson(Path.Combine(dir, "preprocessor_config.json"), j => j["min_pixels"] = 1_000_000_000_000L)),
             2, ["preprocessor_config.json", "key 'min_pixels'"]),
         ["image_std 0"] = (t => t.From(dir => EditJson(Path.Combine(dir, "preprocessor_config.json"), j => j["image_std"] = new JsonArray(0, 0, 0))),
@@ -140,7 +140,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         {
             var path = Path.Combine(dir, "config.json");
             File.WriteAllText(path, File.ReadAllText(path).Insert(1, "\"hidden_size\": 64, "));
-        }), 2, ["config.json: not valid JSON", "hidden_size"]),
+        }), 2, ["config.json: key 'hidden_size' is given twice"]),
         ["config.json is /dev/zero"] = (t => t.From(dir =>
         {
             File.Delete(Path.Combine(dir, "config.json"));

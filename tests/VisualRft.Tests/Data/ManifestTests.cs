@@ -102,6 +102,11 @@ public class ManifestTests
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"objectSide\": [0.5, 0.9] },", "key 'scene.objectSide' must be a range within [0.1, 0.8]")]
     [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"size\": 3 },", "key 'scene.size' unknown key")]
     [InlineData("\"size\": 2 }", "\"size\": 2000000000 }", "key 'train.size' 2,000,000,000 makes 2,000,000,003 images of 112x112")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"seed\": 2,", "key 'seed' is given twice")]
+    [InlineData("\"size\": 3 }", "\"size\": 3, \"size\": 4 }", "key 'test.size' is given twice")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1.5,", "key 'seed' must be an integer, got 1.5")]
+    [InlineData("\"seed\": 1,", "\"seed\": null,", "key 'seed' is null")]
+    [InlineData("\"seed\": 1,", "\"seed\": 1, \"scene\": { \"targets\": [1, \"two\"] },", "key 'scene.targets[1]' must be an integer, got \"two\"")]
     public void Invalid_manifests_name_the_file_and_the_key(string from, string to, string message)
     {
         Assert.NotNull(DatasetManifest.Parse(Valid, "ok.json"));
@@ -133,6 +138,16 @@ public class ManifestTests
         finally { File.Delete(path); }
         var e = Assert.Throws<InvalidDataException>(() => DatasetManifest.Parse(Valid.Replace("\"green star\"]", "\"" + new string('v', 100_000) + "\"]"), "bad.json"));
         Assert.True(e.Message.Length < 1000, $"{e.Message.Length} characters");
+    }
+
+    [Fact]
+    public void Comments_whole_floats_and_null_optional_keys_read_as_the_reader_defines()
+    {
+        var m = DatasetManifest.Parse(Valid.Replace("\"imageSize\": 112", "\"imageSize\": 112.0 /* 4 x 28 */")
+            .Replace("\"seed\": 1,", "\"seed\": 1, \"scene\": null, \"shotOptions\": null, // unset\n"), "ok.json");
+        Assert.Equal(112, m.ImageSize);
+        Assert.Equal(SceneSpec.Default, m.Scene);
+        Assert.Empty(m.ShotOptions);
     }
 
     [Fact]

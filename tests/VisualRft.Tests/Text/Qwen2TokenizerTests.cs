@@ -88,5 +88,14 @@ public class Qwen2TokenizerTests
         var e2 = Assert.Throws<NotSupportedException>(() => Qwen2Tokenizer.FromTokenizerJson(json));
         Assert.Contains(json, e2.Message);
         Assert.Throws<FileNotFoundException>(() => Qwen2Tokenizer.FromFolder(dir + "-absent"));
+        var original = File.ReadAllText(Path.Combine(Dir, "tokenizer.json"));
+        File.WriteAllText(json, original.Replace("\"id\": 1,", "\"id\": \"1\","));
+        Assert.Equal($"{json}: key 'added_tokens[1].id' must be an integer, got \"1\"",
+            Assert.Throws<InvalidDataException>(() => Qwen2Tokenizer.FromTokenizerJson(json)).Message);
+        File.WriteAllText(json, original.Replace("\"model\": {", "\"model\": { \"dropout\": 0.1,"));
+        Assert.Equal($"{json}: key 'model.dropout' is given twice", Assert.Throws<InvalidDataException>(() => Qwen2Tokenizer.FromTokenizerJson(json)).Message);
+        File.WriteAllText(json, original.Replace("\"merges\": [", "\"merges\": [\"a b c\", "));
+        Assert.Equal($"{json}: key 'model.merges[0]' must be [\"a\", \"b\"] or \"a b\", got \"a b c\"",
+            Assert.Throws<InvalidDataException>(() => Qwen2Tokenizer.FromTokenizerJson(json)).Message);
     }
 }

@@ -46,69 +46,59 @@ public sealed record Qwen2VLConfig(
     public const int MaxFileBytes = 1 << 20;
 
     /// <summary>Reads <paramref name="path"/>; a missing, mistyped or out-of-bounds key gives an error naming the key and the file.</summary>
-    public static Qwen2VLConfig Load(string path)
-    {
-        var text = IO.BoundedFile.ReadAllText(path, MaxFileBytes, "config file");
-        JsonNode? root;
-        // A key given twice is refused while parsing: JsonObject would throw a bare ArgumentException later, naming nothing.
-        try { root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e); }
-        if (root is not JsonObject obj) throw new InvalidDataException($"{path}: the top level is not a JSON object");
-        return Parse(obj, path);
-    }
+    public static Qwen2VLConfig Load(string path) => Parse(IO.JsonFields.Load(path, MaxFileBytes, "config file"));
 
-    /// <summary>Parses a config object; <paramref name="source"/> names it in errors. Every value is checked against
-    /// <see cref="Validate"/>'s bounds before anything is built from it.</summary>
-    public static Qwen2VLConfig Parse(JsonObject root, string source)
+    /// <summary>Parses a config object; <paramref name="source"/> names it in errors.</summary>
+    public static Qwen2VLConfig Parse(JsonObject root, string source) => Parse(IO.JsonFields.Of(root, source));
+
+    static readonly Dictionary<string, string> ModelTypes = new() { [Qwen2VLType] = Qwen2VLType, [Qwen25VLType] = Qwen25VLType };
+
+    /// <summary>Every value is checked against <see cref="Validate"/>'s bounds before anything is built from it.</summary>
+    static Qwen2VLConfig Parse(IO.JsonFields root)
     {
-        var r = new Reader(root, source);
-        var modelType = r.Str(root, "model_type");
-        if (modelType is not (Qwen2VLType or Qwen25VLType))
-            throw new InvalidDataException($"{source}: model_type '{IO.Excerpt.Of(modelType, 60)}' is not {Qwen2VLType} or {Qwen25VLType}");
-        // Text fields live under text_config in files saved by newer transformers, at the root in the released ones.
-        var text = root["text_config"] as JsonObject;
-        JsonNode? T(string key) => text?[key] ?? root[key];
-        var ropeKey = T("rope_parameters") is JsonObject ? "rope_parameters" : "rope_scaling";
-        var rope = T(ropeKey) as JsonObject;
-        var section = rope?["mrope_section"] is { } ms ? r.IntArray(ms, ropeKey + ".mrope_section")
-            : throw new InvalidDataException($"{source}: missing required key 'rope_scaling.mrope_section' (or rope_parameters.mrope_section)");
-        var theta = T("rope_theta") is { } th ? r.Double(th, "rope_theta") : rope?["rope_theta"] is { } rt ? r.Double(rt, ropeKey + ".rope_theta") : 1_000_000.0;
+        var modelType = root.OneOf("model_type", ModelTypes);
+        // Text fields live under text_config in files saved by newer transformers, at the root in the released ones; a
+        // key in neither is reported missing where that file would have it.
+        var text = root.ObjOrNull("text_config");
+        IO.JsonFields T(string key) => text != null && (text.Has(key) || !root.Has(key)) ? text : root;
+        var ropeKey = T("rope_parameters").Kind("rope_parameters") == JsonValueKind.Object ? "rope_parameters" : "rope_scaling";
+        var rope = T(ropeKey).ObjOrNull(ropeKey) is { } r && r.Has("mrope_section") ? r
+            : throw IO.JsonFields.Error(root.Source, "rope_scaling.mrope_section", "is missing (or rope_parameters.mrope_section)");
+        var section = rope.Ints("mrope_section", maxCount: 1024);
+        var theta = T("rope_theta").Has("rope_theta") ? T("rope_theta").Double("rope_theta") : rope.Double("rope_theta", 1_000_000.0);
         var textCfg = new Qwen2VLTextConfig(
-            VocabSize: r.Int(T, "vocab_size"), HiddenSize: r.Int(T, "hidden_size"), IntermediateSize: r.Int(T, "intermediate_size"),
-            NumHiddenLayers: r.Int(T, "num_hidden_layers"), NumAttentionHeads: r.Int(T, "num_attention_heads"),
-            NumKeyValueHeads: r.Int(T, "num_key_value_heads"),
+            VocabSize: T("vocab_size").Int("vocab_size"), HiddenSize: T("hidden_size").Int("hidden_size"),
+            IntermediateSize: T("intermediate_size").Int("intermediate_size"),
+            NumHiddenLayers: T("num_hidden_layers").Int("num_hidden_layers"), NumAttentionHeads: T("num_attention_heads").Int("num_attention_heads"),
+            NumKeyValueHeads: T("num_key_value_heads").Int("num_key_value_heads"),
             MropeSection: section,
             RopeTheta: theta,
-            RmsNormEps: T("rms_norm_eps") is { } eps ? r.Double(eps, "rms_norm_eps") : 1e-6,
-            TieWordEmbeddings: (root["tie_word_embeddings"] ?? text?["tie_word_embeddings"]) is { } tie ? r.Bool(tie, "tie_word_embeddings") : false);
+            RmsNormEps: T("rms_norm_eps").Double("rms_norm_eps", 1e-6),
+            // The released files keep this one at the root even when the other text fields are nested.
+            TieWordEmbeddings: (root.Has("tie_word_embeddings") || text == null ? root : text).Bool("tie_word_embeddings", false));
 
-        var v = root["vision_config"] as JsonObject
-            ?? throw new InvalidDataException($"{source}: missing required key 'vision_config' (an object)");
-        JsonNode? V(string key) => v[key];
-        const string vp = "vision_config.";
+        var v = root.Obj("vision_config");
         var qwen25 = modelType == Qwen25VLType;
-        var width = r.Int(V, qwen25 ? "hidden_size" : "embed_dim", vp);
-        int OptInt(string key, string alt, int dflt) => V(key) is { } n ? r.Int(n, vp + key) : V(alt) is { } m ? r.Int(m, vp + alt) : dflt;
+        var width = v.Int(qwen25 ? "hidden_size" : "embed_dim");
+        int OptInt(string key, string alt, int dflt) => v.Has(key) ? v.Int(key) : v.Int(alt, dflt);
         var visionCfg = new Qwen2VLVisionConfig(
-            Depth: r.Int(V, "depth", vp), Width: width,
-            OutHiddenSize: r.Int(V, qwen25 ? "out_hidden_size" : "hidden_size", vp),
-            NumHeads: r.Int(V, "num_heads", vp),
-            IntermediateSize: qwen25 ? r.Int(V, "intermediate_size", vp) : (int)Math.Min(int.MaxValue, (long)width * r.Int(V, "mlp_ratio", vp)),
-            HiddenAct: V("hidden_act") is { } act ? r.Str(act, vp + "hidden_act") : qwen25 ? "silu" : "quick_gelu",
+            Depth: v.Int("depth"), Width: width,
+            OutHiddenSize: v.Int(qwen25 ? "out_hidden_size" : "hidden_size"),
+            NumHeads: v.Int("num_heads"),
+            IntermediateSize: qwen25 ? v.Int("intermediate_size") : (int)Math.Min(int.MaxValue, (long)width * v.Int("mlp_ratio")),
+            HiddenAct: v.Str("hidden_act", qwen25 ? "silu" : "quick_gelu")!,
             PatchSize: OptInt("patch_size", "spatial_patch_size", 14),
-            TemporalPatchSize: OptInt("temporal_patch_size", "temporal_patch_size", 2),
-            SpatialMergeSize: OptInt("spatial_merge_size", "spatial_merge_size", 2),
+            TemporalPatchSize: v.Int("temporal_patch_size", 2),
+            SpatialMergeSize: v.Int("spatial_merge_size", 2),
             InChannels: OptInt("in_channels", "in_chans", 3),
-            WindowSize: qwen25 ? r.Int(V, "window_size", vp) : 112,
-            FullAttBlockIndexes: qwen25
-                ? V("fullatt_block_indexes") is { } fa ? r.IntArray(fa, vp + "fullatt_block_indexes") : throw r.Missing(vp + "fullatt_block_indexes")
-                : null);
+            WindowSize: qwen25 ? v.Int("window_size") : 112,
+            FullAttBlockIndexes: qwen25 ? v.Ints("fullatt_block_indexes", maxCount: 1024) : null);
         var config = new Qwen2VLConfig(modelType, textCfg, visionCfg,
-            ImageTokenId: r.Int(k => root[k], "image_token_id"),
-            VideoTokenId: root["video_token_id"] is { } vt ? r.Int(vt, "video_token_id") : 151656,
-            VisionStartTokenId: r.Int(k => root[k], "vision_start_token_id"),
-            VisionEndTokenId: root["vision_end_token_id"] is { } ve ? r.Int(ve, "vision_end_token_id") : 151653);
-        config.Validate(source);
+            ImageTokenId: root.Int("image_token_id"),
+            VideoTokenId: root.Int("video_token_id", 151656),
+            VisionStartTokenId: root.Int("vision_start_token_id"),
+            VisionEndTokenId: root.Int("vision_end_token_id", 151653));
+        config.Validate(root.Source);
         return config;
     }
 
@@ -132,7 +122,7 @@ public sealed record Qwen2VLConfig(
     {
         void Check(bool ok, string key, string rule, object value)
         {
-            if (!ok) throw new InvalidDataException($"{source}: key '{key}' {rule}, got {value}");
+            if (!ok) throw IO.JsonFields.Error(source, key, $"{rule}, got {value}");
         }
         void Range(long value, long min, long max, string key) => Check(value >= min && value <= max, key, $"must be between {min:N0} and {max:N0}", value);
         var t = Text;
@@ -177,7 +167,7 @@ public sealed record Qwen2VLConfig(
     }
 
     /// <summary>
-    /// The released checkpoints' layout (text fields at the root, <c>vision_config</c> nested), which <see cref="Parse"/>
+    /// The released checkpoints' layout (text fields at the root, <c>vision_config</c> nested), which <see cref="Parse(JsonObject, string)"/>
     /// reads back to an equal configuration.
     /// </summary>
     public JsonObject ToJson()
@@ -212,49 +202,6 @@ public sealed record Qwen2VLConfig(
             ["vision_start_token_id"] = VisionStartTokenId, ["vision_end_token_id"] = VisionEndTokenId,
             ["vision_config"] = v,
         };
-    }
-
-    /// <summary>Typed reads whose errors name the key and the file (JsonNode's own say only "cannot be converted").</summary>
-    sealed class Reader(JsonObject root, string source)
-    {
-        public string Str(JsonObject o, string key) => o[key] is { } n ? Str(n, key) : throw Missing(key);
-
-        public string Str(JsonNode n, string key) =>
-            n is JsonValue v && v.TryGetValue(out string? s) ? s : throw Wrong(key, "a string", n);
-
-        public int Int(Func<string, JsonNode?> get, string key, string prefix = "") =>
-            get(key) is { } n ? Int(n, prefix + key) : throw Missing(prefix + key);
-
-        public int Int(JsonNode n, string key)
-        {
-            if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
-            {
-                if (v.TryGetValue(out int i)) return i;
-                // 4.0 is an integer too (some exporters write floats); anything else is not.
-                if (v.TryGetValue(out double d) && d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
-                throw new InvalidDataException($"{source}: key '{key}' must be an integer of at most {int.MaxValue:N0}, got {IO.Excerpt.Of(n.ToJsonString(), 40)}");
-            }
-            throw Wrong(key, "an integer", n);
-        }
-
-        public double Double(JsonNode n, string key) =>
-            n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) ? d : throw Wrong(key, "a number", n);
-
-        public bool Bool(JsonNode n, string key) =>
-            n is JsonValue v && v.TryGetValue(out bool b) ? b : throw Wrong(key, "true or false", n);
-
-        public int[] IntArray(JsonNode n, string key)
-        {
-            if (n is not JsonArray a) throw Wrong(key, "an array of integers", n);
-            if (a.Count > 1024) throw new InvalidDataException($"{source}: key '{key}' has {a.Count:N0} entries, more than any model has");
-            return [.. a.Select((e, i) => e is null ? throw Wrong($"{key}[{i}]", "an integer", e) : Int(e, $"{key}[{i}]"))];
-        }
-
-        InvalidDataException Wrong(string key, string what, JsonNode? n) =>
-            new($"{source}: key '{key}' must be {what}, got {IO.Excerpt.Of(n?.ToJsonString() ?? "null", 40)}");
-
-        public InvalidDataException Missing(string key) =>
-            new($"{source}: missing required key '{key}'" + (root.ContainsKey("text_config") ? "" : " (looked at the root and in text_config)"));
     }
 
     /// <summary>Qwen/Qwen2-VL-2B-Instruct (spec §1.1, §2.1).</summary>
