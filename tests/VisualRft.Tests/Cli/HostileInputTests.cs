@@ -165,10 +165,13 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["score a folder"] = (t => ["score", "--task", "detection", t.root], 2, ["is a directory"]),
         ["score a missing file"] = (t => ["score", "--task", "detection", Path.Combine(t.root, "none.jsonl")], 2, ["none.jsonl", "does not exist"]),
         ["score UTF-16"] = (t => ["score", "--task", "detection", t.TextFile("u16.jsonl", "{\"completion\": \"\", \"solution\": \"\"}\n", Encoding.Unicode)], 2, ["u16.jsonl", "UTF-16"]),
+        ["score /dev/zero"] = (t => ["score", "--task", "detection", "--max-line-bytes", "1073741824", "/dev/zero"], 2,
+            ["vrft score: /dev/zero: not a regular file (a device or a pipe), where the JSON lines file should be"]),
         ["--max-line-bytes 1"] = (t => ["score", "--task", "detection", "--max-line-bytes", "1"], 1, ["option --max-line-bytes"]),
 
         // --- vrft eval: inputs bounded before parsing, options (--out included) before the inputs
         ["eval coco --gt /dev/zero"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", t.TextFile("dt.json", "[]")], 2, ["vrft eval coco: /dev/zero: not a regular file", "annotation file"]),
+        ["eval coco --dt /dev/zero"] = (t => ["eval", "coco", "--gt", t.TextFile("gt.json", Gt), "--dt", "/dev/zero"], 2, ["vrft eval coco: /dev/zero: not a regular file", "results file"]),
         ["eval --gt a folder"] = (t => ["eval", "coco", "--gt", t.root, "--dt", t.TextFile("dt.json", "[]")], 2, ["is a directory, where the annotation file should be"]),
         ["eval lvis --max-dets -1"] = (t => ["eval", "lvis", "--gt", t.TextFile("gt.json", Gt), "--dt", t.TextFile("dt.json", "[]"), "--max-dets", "-1"],
             1, ["vrft eval lvis: option --max-dets: must be between 1 and"]),
