@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 // sequence for every token. `grpo`: the GRPO step of the tiny model (time split, rollout tokens/s at G = 8 and 64 new
 // tokens, KV cache vs recompute, peak memory). `serve [SOAK_SECONDS]`: vrft score's lines/s beside the reward server's
 // completions/s over loopback (no libtorch; ServeBench). `runner [CELLS]`: memory of `vrft run` per 1,000 cells of a long
-// notebook (default 1,000 cells; 2,000 take about 5 GB).
+// notebook (default 1,000 cells; 2,000 reach about 650 MB resident).
 if (args.Length is 1 or 2 && args[0] == "serve")
     return VisualRft.Bench.ServeBench.Run(args.Length == 2 && int.TryParse(args[1], out var soak) && soak > 0 ? soak : 0);
 if (args is ["runner"] or ["runner", _])

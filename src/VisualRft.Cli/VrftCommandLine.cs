@@ -12,7 +12,7 @@ namespace VisualRft.Cli;
 /// <remarks>
 /// <para><b>Adding a command:</b> put its <c>Create()</c> in the list in <see cref="Create"/>; nothing else. Every
 /// command's action is wrapped by <see cref="Guard"/>: an exception that escapes it becomes ONE line on stderr,
-/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zero exit code (<see cref="ExitCodes"/>); the stack trace
+/// <c>vrft /// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;command/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt; [/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;subcommand/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt;]: /// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;message/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt;</c>, and a non-zero exit code (<see cref="ExitCodes"/>); the stack trace
 /// is printed only with <c>--verbose</c>. So a command does not catch and print errors itself: it throws, with a
 /// message that names the file, the key (or the option) and the problem —
 /// <see cref="InvalidDataException"/> for an input file or folder whose content is wrong,
@@ -76,8 +76,7 @@ public static class VrftCommandLine
         configuration ??= new InvocationConfiguration();
         var parse = Create().Parse(args);
         if (parse.Errors.Count == 0) return parse.Invoke(configuration);
-        var command = parse.CommandResult.Command;
-        var name = command is RootCommand ? "vrft" : $"vrft {command.Name}";
+        var name = CommandPath(parse);
         configuration.Error.WriteLine($"{name}: {OneLine(string.Join(" ", parse.Errors.Select(e => e.Message)))} (see {name} --help)");
         return ExitCodes.Usage;
     }
@@ -129,9 +128,19 @@ public static class VrftCommandLine
                 + (parse.GetValue(verbose) ? "" : " (run with --verbose for the stack trace)")),
         };
         var err = parse.InvocationConfiguration.Error;
-        err.WriteLine($"vrft {parse.CommandResult.Command.Name}: {OneLine(message)}");
+        err.WriteLine($"{CommandPath(parse)}: {OneLine(message)}");
         if (parse.GetValue(verbose)) err.WriteLine(error.ToString());
         return code;
+    }
+
+    /// <summary>The command as typed, subcommands included (<c>vrft eval coco</c>, not <c>vrft coco</c>, which does not exist).</summary>
+    static string CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var result = parse.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Add(result.Command is RootCommand ? "vrft" : result.Command.Name);
+        names.Reverse();
+        return string.Join(' ', names);
     }
 
     /// <summary>The exception that says what went wrong, under the wrappers that reflection, type initialisers and
@@ -202,8 +211,14 @@ public static class OptionChecks
         try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // the system's message names the probe file, which the user never asked for
-            var why = e is UnauthorizedAccessException ? "permission denied" : e.Message.Replace(probe, "a new file there", StringComparison.Ordinal);
+            // the system's message names the probe file, which the user never asked for; "not found" for a file being
+            // created means the folder takes no new files (/proc, a folder removed meanwhile)
+            var why = e switch
+            {
+                UnauthorizedAccessException => "permission denied",
+                FileNotFoundException or DirectoryNotFoundException => "no new file can be created there",
+                _ => e.Message.Replace(probe, folder, StringComparison.Ordinal),
+            };
             throw new OptionException(option, $"cannot write '{what}' ({why})");
         }
     }

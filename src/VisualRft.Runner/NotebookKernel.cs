@@ -43,6 +43,7 @@ public static class NotebookKernel
         csharp.AddAssemblyReferences(HostAssemblyPaths());
         csharp.AddMiddleware(AnswerHostedPackages);
         PassEachReferenceOnce(csharp);
+        KeepLanguageServicesToTheLastCell(csharp);
 
         var composite = new CompositeKernel { csharp };
         composite.DefaultKernelName = csharp.Name;
@@ -80,6 +81,51 @@ public static class NotebookKernel
             last = script;
             var options = (ScriptOptions)ScriptOptionsField.GetValue(csharp)!;
             ScriptOptionsField.SetValue(csharp, options.WithReferences(options.MetadataReferences.Where(r => !compiled.Contains(r))));
+        });
+    }
+
+    /// <summary>The kernel's language-service workspace (<c>CSharpKernel._workspace</c>, an internal <c>InteractiveWorkspace</c>
+    /// in Microsoft.DotNet.Interactive.CSharp 1.0.0-beta.26120.1), its two live project ids, and <c>Workspace.SetCurrentSolution</c>;
+    /// null where a later version renamed one, and then nothing is trimmed (RunnerMemoryTests fails).</summary>
+    static readonly (FieldInfo Workspace, FieldInfo Previous, FieldInfo Working, MethodInfo SetSolution)? WorkspaceMembers = FindWorkspaceMembers();
+
+    static (FieldInfo, FieldInfo, FieldInfo, MethodInfo)? FindWorkspaceMembers()
+    {
+        const BindingFlags flags = BindingFlags.NonPublic | BindingFlags.Instance;
+        if (typeof(CSharpKernel).GetField("_workspace", flags) is not { } workspace || !typeof(Workspace).IsAssignableFrom(workspace.FieldType)) return null;
+        var previous = workspace.FieldType.GetField("_previousSubmissionProjectId", flags);
+        var working = workspace.FieldType.GetField("_workingProjectId", flags);
+        var set = typeof(Workspace).GetMethod("SetCurrentSolution", flags, [typeof(Solution)]);
+        return previous?.FieldType == typeof(ProjectId) && working?.FieldType == typeof(ProjectId) && set is not null
+            ? (workspace, previous, working, set) : null;
+    }
+
+    /// <summary>
+    /// The stock kernel feeds its language-service workspace (completions, hover, signature help, diagnostics requests) one
+    /// project per successful submission, each referencing the one before it and carrying the full reference set (~200
+    /// references); Roslyn's project dependency graph then caches every project's transitive references, so the workspace
+    /// grows with the square of the cell count (64 MB of <c>ImmutableHashSet&lt;ProjectId&gt;</c> nodes after 1,500 cells,
+    /// dotnet-gcdump). The runner executes cells and never asks for a completion, so after each command the workspace keeps
+    /// only the last submission's project and the working project the next request would fork: a later cell still sees every
+    /// earlier declaration, because execution binds against the script chain, not the workspace.
+    /// </summary>
+    static void KeepLanguageServicesToTheLastCell(CSharpKernel csharp)
+    {
+        if (WorkspaceMembers is not var (workspaceField, previousField, workingField, setSolution)) return;
+        csharp.AddMiddleware(async (command, context, next) =>
+        {
+            await next(command, context);
+            if (workspaceField.GetValue(csharp) is not Workspace workspace) return;
+            var keep = new[] { previousField.GetValue(workspace), workingField.GetValue(workspace) };
+            var solution = workspace.CurrentSolution;
+            var stale = solution.ProjectIds.Where(id => !keep.Contains(id)).ToList();
+            if (stale.Count == 0) return;
+            foreach (var id in stale)
+            {
+                // a reference to a project no longer in the solution leaves the referencing project without a compilation
+                solution = solution.RemoveProject(id);
+            }
+            setSolution.Invoke(workspace, [solution]);
         });
     }
 

@@ -1,5 +1,11 @@
+using System.Reflection;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.CodeAnalysis;
+using Microsoft.DotNet.Interactive;
+using Microsoft.DotNet.Interactive.Commands;
+using Microsoft.DotNet.Interactive.CSharp;
+using Microsoft.DotNet.Interactive.Events;
 using Microsoft.DotNet.Interactive.Formatting;
 using VisualRft.Runner;
 
@@ -7,8 +13,9 @@ namespace VisualRft.Runner.Tests;
 
 /// <summary>
 /// What a long notebook costs per cell. Before each reference reached the script chain once, submission n held n copies of
-/// the kernel's ~50 references: the heap grew by about 0.45 MB per cell between cells 150 and 300 (and more after); now
-/// about 0.1 MB (the compiled submissions themselves, which Roslyn keeps chained).
+/// the kernel's ~50 references: the heap grew by about 0.45 MB per cell between cells 150 and 300 (and more after). With the
+/// stock language-service workspace (one project per cell, its dependency graph quadratic) 0.097 MB; with it kept to the
+/// last cell 0.080 MB, the compiled submissions Roslyn keeps chained (bench runner: 75 MB per 1,000 cells at any count).
 /// </summary>
 public sealed class RunnerMemoryTests : IDisposable
 {
@@ -36,7 +43,29 @@ public sealed class RunnerMemoryTests : IDisposable
         // the last cell reads the first cell's variable and a type of the hosted package: references still reach it
         Assert.Contains($">{0 + "TorchRuntime".Length}<", ReturnValue(run, cells));
         var perCell = (heap[cells] - heap[from]) / (cells - from);
-        Assert.True(perCell < 0.25, $"the heap grew {perCell:F3} MB per cell between cells {from} and {cells}");
+        Assert.True(perCell < 0.12, $"the heap grew {perCell:F3} MB per cell between cells {from} and {cells}");
+    }
+
+    [Fact]
+    public async Task The_language_service_workspace_keeps_the_last_cell_and_later_cells_still_see_every_earlier_one()
+    {
+        const int cells = 40;
+        using var kernel = NotebookKernel.Create();
+        for (int i = 0; i < cells; i++)
+            Assert.DoesNotContain((await kernel.SendAsync(new SubmitCode($"var y{i} = {i};"))).Events, e => e is CommandFailed);
+
+        // the stock kernel would hold cells + 1 projects here, each referencing the one before
+        var csharp = kernel.ChildKernels.OfType<CSharpKernel>().Single();
+        var workspace = (Workspace)typeof(CSharpKernel).GetField("_workspace", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(csharp)!;
+        Assert.InRange(workspace.CurrentSolution.ProjectIds.Count, 1, 2);
+
+        // completions still answer, from the last cell's declarations (older ones left the workspace): it stays consistent
+        var code = $"y{cells - 1}.";
+        var completions = await kernel.SendAsync(new RequestCompletions(code, new LinePosition(0, code.Length)));
+        Assert.Contains(completions.Events.OfType<CompletionsProduced>().Single().Completions, c => c.DisplayText == "CompareTo");
+        // execution binds against the script chain, which keeps every cell
+        var sum = await kernel.SendAsync(new SubmitCode($"y0 + y{cells - 1}"));
+        Assert.Equal(cells - 1, sum.Events.OfType<ReturnValueProduced>().Single().Value);
     }
 
     static string? ReturnValue(NotebookRun run, int cell) =>

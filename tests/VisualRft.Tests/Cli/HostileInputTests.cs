@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using TorchSharp;
@@ -164,15 +165,18 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["score a folder"] = (t => ["score", "--task", "detection", t.root], 2, ["is a directory"]),
         ["score a missing file"] = (t => ["score", "--task", "detection", Path.Combine(t.root, "none.jsonl")], 2, ["none.jsonl", "does not exist"]),
         ["score UTF-16"] = (t => ["score", "--task", "detection", t.TextFile("u16.jsonl", "{\"completion\": \"\", \"solution\": \"\"}\n", Encoding.Unicode)], 2, ["u16.jsonl", "UTF-16"]),
+        ["score /dev/zero"] = (t => ["score", "--task", "detection", "--max-line-bytes", "1073741824", "/dev/zero"], 2,
+            ["vrft score: /dev/zero: not a regular file (a device or a pipe), where the JSON lines file should be"]),
         ["--max-line-bytes 1"] = (t => ["score", "--task", "detection", "--max-line-bytes", "1"], 1, ["option --max-line-bytes"]),
 
         // --- vrft eval: inputs bounded before parsing, options (--out included) before the inputs
-        ["eval coco --gt /dev/zero"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", t.TextFile("dt.json", "[]")], 2, ["/dev/zero: not a regular file", "annotation file"]),
+        ["eval coco --gt /dev/zero"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", t.TextFile("dt.json", "[]")], 2, ["vrft eval coco: /dev/zero: not a regular file", "annotation file"]),
+        ["eval coco --dt /dev/zero"] = (t => ["eval", "coco", "--gt", t.TextFile("gt.json", Gt), "--dt", "/dev/zero"], 2, ["vrft eval coco: /dev/zero: not a regular file", "results file"]),
         ["eval --gt a folder"] = (t => ["eval", "coco", "--gt", t.root, "--dt", t.TextFile("dt.json", "[]")], 2, ["is a directory, where the annotation file should be"]),
         ["eval lvis --max-dets -1"] = (t => ["eval", "lvis", "--gt", t.TextFile("gt.json", Gt), "--dt", t.TextFile("dt.json", "[]"), "--max-dets", "-1"],
-            1, ["option --max-dets: must be between 1 and"]),
+            1, ["vrft eval lvis: option --max-dets: must be between 1 and"]),
         ["eval --out where nothing can be written, found before the inputs"] = (t => ["eval", "coco", "--gt", "/dev/zero", "--dt", "/dev/zero", "--out", "/proc/vrft-eval.json"],
-            1, ["option --out", "/proc"]),
+            1, ["option --out: cannot write '/proc/vrft-eval.json' (no new file can be created there)"]),
         ["eval --out a folder"] = (t => ["eval", "coco", "--gt", t.TextFile("gt.json", Gt), "--dt", t.TextFile("dt.json", "[]"), "--out", t.root], 1, ["option --out", "is a folder, not a file"]),
 
         // --- vrft run: every bad notebook named, before the kernel starts
@@ -187,7 +191,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         ["run a notebook that is /dev/zero"] = (t => t.Run(t.Link("zero.ipynb", "/dev/zero")), 2, ["zero.ipynb: not a regular file"]),
         ["run a missing notebook"] = (t => t.Run(Path.Combine(t.root, "absent.ipynb")), 2, ["notebook not found", "absent.ipynb"]),
         ["run --out a file"] = (t => [.. t.Run(t.TextFile("ok.ipynb", OneCell)).SkipLast(2), "--out", t.TextFile("a-file", "x")], 1, ["option --out", "is a file, not a folder"]),
-        ["run --out where nothing can be written"] = (t => [.. t.Run(t.TextFile("ok.ipynb", OneCell)).SkipLast(2), "--out", "/proc"], 1, ["option --out: cannot write '/proc'"]),
+        ["run --out where nothing can be written"] = (t => [.. t.Run(t.TextFile("ok.ipynb", OneCell)).SkipLast(2), "--out", "/proc"], 1, ["option --out: cannot write '/proc' (no new file can be created there)"]),
         ["an unknown task"] = (t => ["score", "--task", "segmentation"], 1, ["vrft score: Argument 'segmentation' not recognized", "(see vrft score --help)"]),
         ["a value of the wrong type"] = (t => ["quickstart", "--shots", "four"], 1, ["vrft quickstart: Cannot parse argument 'four' for option '--shots'"]),
     };
@@ -251,6 +255,27 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, VrftCommandLine.Run(["run", notebook, "--out", TextFile("a-file", "x")], new InvocationConfiguration { Output = o, Error = e }));
         Assert.Contains("option --out", e.ToString());
         Assert.False(File.Exists(marker), "a cell ran before --out was refused");
+    }
+
+    [Theory]
+    [InlineData("quickstart")]
+    [InlineData("export verl --dataset shapes-detection")]
+    public async Task A_folder_where_the_manifest_should_be_stops_the_command_naming_it(string command)
+    {
+        // issue 19: the manifest lookup fell back to the embedded copy and vrft quickstart exited 0; a process, because the
+        // lookup starts at the working directory
+        var manifest = Path.Combine(root, "data-manifests", "shapes-detection.json");
+        Directory.CreateDirectory(manifest);
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), .. command.Split(' '), "--out", Out()])
+            { WorkingDirectory = root, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["VRFT_THREADS"] = "1";
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000), "still running: the embedded manifest was used");
+        Assert.Equal(VrftCommandLine.ExitCodes.Input, p.ExitCode);
+        Assert.Equal($"vrft {command.Split(" --")[0]}: {manifest}: is a directory, where the dataset manifest should be\n", await err);
+        Assert.DoesNotContain("   at ", await stdout);
     }
 
     [Fact]

@@ -159,7 +159,7 @@ public class DownloadedExportTests : IDisposable
 
         var (code, _, err) = Invoke("export", "verl", "--dataset", set, "--out", outDir);
         Assert.Equal(2, code);
-        Assert.StartsWith("vrft verl: coco-4shot/1: image half-downloaded.png: truncated PNG", err);
+        Assert.StartsWith("vrft export verl: coco-4shot/1: image half-downloaded.png: truncated PNG", err);
         Assert.False(File.Exists(Path.Combine(outDir, "train.parquet")));
 
         (code, var output, err) = Invoke("export", "verl", "--dataset", set, "--on-bad-image", "skip", "--out", outDir);
