@@ -56,6 +56,7 @@ public static class VrftCommandLine
             RolloutsCommand.Create(),
             PretrainTinyCommand.Create(),
             InfoCommand.Create(),
+            PlanCommand.Create(),
             RunCommand.Create(),
             EvalCommand.Create(),
             TableCommand.Create(),
