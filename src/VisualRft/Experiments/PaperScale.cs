@@ -8,7 +8,9 @@ namespace VisualRft.Experiments;
 /// <param name="Datasets">The <see cref="PaperDatasets"/> names it trains and evaluates on.</param>
 /// <param name="Hardware">What the paper's setting needs.</param>
 /// <param name="ExpectedTime">Wall time to expect, from the sources.</param>
-public sealed record PaperScaleRequirements(int Table, string Model, IReadOnlyList<string> Datasets, string Hardware, string ExpectedTime);
+/// <param name="Plan">The memory plan of a full-parameter GRPO run of the model folder checked (null before a check).</param>
+public sealed record PaperScaleRequirements(int Table, string Model, IReadOnlyList<string> Datasets, string Hardware, string ExpectedTime,
+    Training.MemoryPlan? Plan = null);
 
 /// <summary>Thrown when the paper scale cannot run here; the message lists everything missing and how to get it.</summary>
 public sealed class PaperScaleUnavailableException(string message) : Exception(message);
@@ -53,8 +55,15 @@ public static class PaperScale
         var r = Requirements(table);
         var missing = new List<string>();
         if (table == 5) missing.Add("the MG (monster girls) data set, which the authors did not release");
+        Training.MemoryPlan? plan = null;
         if (!File.Exists(Path.Combine(modelFolder, "config.json")) || !Directory.Exists(modelFolder) || !Directory.EnumerateFiles(modelFolder, "*.safetensors").Any())
             missing.Add($"model weights: {modelFolder} has no config.json and *.safetensors of {r.Model} (download the Hugging Face repository Qwen/{r.Model} into it)");
+        else
+        {
+            try { plan = Training.MemoryPlan.For(Models.Qwen2VL.Qwen2VLConfig.Load(Path.Combine(modelFolder, "config.json"))); }
+            catch (InvalidDataException e) { missing.Add($"a readable config.json: {e.Message}"); }
+            if (plan?.Refusal(80) is { } tooBig) missing.Add($"memory: {tooBig}");
+        }
         foreach (var name in r.Datasets)
         {
             try { PaperDatasets.RequireLocal(name, Path.Combine(dataRoot, name)); }
@@ -63,8 +72,10 @@ public static class PaperScale
         if (!(cudaAvailable ?? Torch.TorchRuntime.DefaultDevice().type == TorchSharp.DeviceType.CUDA))
             missing.Add($"a CUDA device: this process runs {Torch.TorchRuntime.Backend} on the CPU; set VRFT_LIBTORCH to a CUDA PyTorch's torch/lib "
                 + $"(or VRFT_LIBTORCH=auto), version {Torch.LibTorchBackend.Expected}, before the first torch call, and check that nvidia-smi sees the GPU");
-        if (missing.Count == 0) return r;
+        if (missing.Count == 0) return r with { Plan = plan };
         throw new PaperScaleUnavailableException(
-            $"Table {table} at paper scale needs {Gpu}; expect {r.ExpectedTime}. Missing:\n- " + string.Join("\n- ", missing));
+            $"Table {table} at paper scale needs {Gpu}; expect {r.ExpectedTime}."
+            + (plan is null ? "" : $" A full-parameter GRPO run of this model holds at least {plan.Total / (double)(1L << 30):0.0} GiB before activations (`vrft plan` for LoRA or a frozen tower).")
+            + " Missing:\n- " + string.Join("\n- ", missing));
     }
 }

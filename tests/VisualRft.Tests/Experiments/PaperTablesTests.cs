@@ -53,7 +53,7 @@ public class PaperScaleTests
         try
         {
             var model = Directory.CreateDirectory(Path.Combine(root.FullName, "model"));
-            File.WriteAllText(Path.Combine(model.FullName, "config.json"), "{}");
+            File.WriteAllText(Path.Combine(model.FullName, "config.json"), VisualRft.Models.Qwen2VL.Qwen2VLConfig.Qwen2VL2B().ToJson().ToJsonString());
             File.WriteAllText(Path.Combine(model.FullName, "model.safetensors"), "");
             foreach (var name in PaperScale.Requirements(3).Datasets)
             {
@@ -62,7 +62,12 @@ public class PaperScaleTests
                 if (ds.Files.Count == 0) File.WriteAllText(Path.Combine(d.FullName, "train-00000-of-00001.parquet"), "");
                 foreach (var f in ds.Files) File.WriteAllText(Path.Combine(d.FullName, f.Name), "");
             }
-            Assert.Equal(3, PaperScale.Check(3, model.FullName, Path.Combine(root.FullName, "data"), cudaAvailable: true).Table);
+            var checkedRun = PaperScale.Check(3, model.FullName, Path.Combine(root.FullName, "data"), cudaAvailable: true);
+            Assert.Equal(3, checkedRun.Table);
+            Assert.Equal(2_208_985_600, checkedRun.Plan!.Parameters);
+            // Without a GPU the refusal also says what the run will hold.
+            Assert.Contains("at least 41.4 GiB before activations",
+                Assert.Throws<PaperScaleUnavailableException>(() => PaperScale.Check(3, model.FullName, Path.Combine(root.FullName, "data"), cudaAvailable: false)).Message);
         }
         finally { root.Delete(true); }
     }
