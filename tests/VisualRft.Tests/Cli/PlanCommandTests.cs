@@ -14,12 +14,7 @@ public sealed class PlanCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = VrftCommandLine.Run(args, new InvocationConfiguration { Output = o, Error = e });
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) => Vrft.Invoke(args);
 
     [Fact]
     public void A_full_2B_run_is_refused_at_24_GiB_and_a_LoRA_run_fits()

@@ -52,12 +52,7 @@ public class ScoreCommandTests
         Assert.Equal("MultipleClasses", line.GetProperty("failure").GetProperty("kind").GetString());
     }
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = VrftCommandLine.Run(args, new InvocationConfiguration { Output = o, Error = e });
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) => Vrft.Invoke(args);
 
     [Fact]
     public void ScoresTheShippedExamplesThroughTheCommandLine()

@@ -23,12 +23,7 @@ public class EngineExportTests
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 
-    internal static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = VrftCommandLine.Run(args, new System.CommandLine.InvocationConfiguration { Output = o, Error = e });
-        return (code, o.ToString(), e.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) => Cli.Vrft.Invoke(args);
 
     [Fact]
     public async Task Verl_rows_hold_the_prompt_image_ground_truth_and_extra_info()
@@ -148,7 +143,7 @@ public class DownloadedExportTests : IDisposable
         return data.Parent!.FullName;
     }
 
-    static (int Code, string Out, string Err) Invoke(params string[] args) => EngineExportTests.Invoke(args);
+    static (int Code, string Out, string Err) Invoke(params string[] args) => Cli.Vrft.Invoke(args);
 
     [Fact]
     public async Task A_half_downloaded_image_stops_the_export_or_is_skipped_and_counted()
