@@ -12,7 +12,7 @@ namespace VisualRft.Cli;
 /// <remarks>
 /// <para><b>Adding a command:</b> put its <c>Create()</c> in the list in <see cref="Create"/>; nothing else. Every
 /// command's action is wrapped by <see cref="Guard"/>: an exception that escapes it becomes ONE line on stderr,
-/// <c>vrft /// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;command/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt; [/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;subcommand/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt;]: /// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerolt;message/// <c>vrft &lt;command&gt;: &lt;message&gt;</c>, and a non-zerogt;</c>, and a non-zero exit code (<see cref="ExitCodes"/>); the stack trace
+/// <c>vrft &lt;command&gt; [&lt;subcommand&gt;]: &lt;message&gt;</c>, and a non-zero exit code (<see cref="ExitCodes"/>); the stack trace
 /// is printed only with <c>--verbose</c>. So a command does not catch and print errors itself: it throws, with a
 /// message that names the file, the key (or the option) and the problem —
 /// <see cref="InvalidDataException"/> for an input file or folder whose content is wrong,

@@ -120,11 +120,9 @@ public static class NotebookKernel
             var solution = workspace.CurrentSolution;
             var stale = solution.ProjectIds.Where(id => !keep.Contains(id)).ToList();
             if (stale.Count == 0) return;
-            foreach (var id in stale)
-            {
-                // a reference to a project no longer in the solution leaves the referencing project without a compilation
-                solution = solution.RemoveProject(id);
-            }
+            // The kept projects' references to removed ones dangle; only a language-service request would compile them,
+            // and it then sees the last cell's declarations alone.
+            foreach (var id in stale) solution = solution.RemoveProject(id);
             setSolution.Invoke(workspace, [solution]);
         });
     }

@@ -83,17 +83,17 @@ public static class VisualRftDetectionProtocol
         if (list.Items[0].Kind == PyKind.Str) return new([], null);
 
         // remove_duplicates runs over the whole list first: a failure there leaves no box.
+        var positioned = new List<(PyValue Item, PyValue Position)>();
         foreach (var item in list.Items)
         {
             if (item.Kind != PyKind.Dict || !item.TryGet("Position", out var pos)) return new([], "an element is not a dict with 'Position'");
             if (pos.Kind != PyKind.List || pos.Items.Any(v => v.Kind is PyKind.List or PyKind.Dict)) return new([], $"Position {pos} is not a list of scalars");
+            positioned.Add((item, pos));
         }
-        var unique = DetectionParse.FirstOfEach(list.Items, item => (IReadOnlyList<PyValue>)Position(item).Items, PyTupleEquality.Instance);
         var detections = new List<CocoDetection>();
         var frames = ImageFrames.Of(image.Width, image.Height);
-        foreach (var item in unique)
+        foreach (var (item, pos) in DetectionParse.FirstOfEach(positioned, p => (IReadOnlyList<PyValue>)p.Position.Items, PyTupleEquality.Instance))
         {
-            var pos = Position(item);
             if (pos.Items.Count != 4 || pos.Items.Any(v => !v.IsNumber)) return new(detections, $"Position {pos} is not four numbers");
             if (!item.TryGet("Confidence", out var c)) return new(detections, "KeyError: 'Confidence'");
             if (!c.IsNumber || !double.IsFinite(c.Number)) return new(detections, $"Confidence {c} is not a finite number");
@@ -103,6 +103,4 @@ public static class VisualRftDetectionProtocol
         }
         return new(detections, null);
     }
-
-    static PyValue Position(PyValue item) => item.TryGet("Position", out var pos) ? pos : throw new InvalidOperationException("checked above");
 }

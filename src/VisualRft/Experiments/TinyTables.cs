@@ -248,8 +248,9 @@ public static class TinyTables
         {
             var s = e.Sample;
             var truth = BinaryMask.FromBox(s.Boxes[0].ToBox(), s.Width, s.Height);
-            var pixels = Answer(e) is { } b ? ImageFrames.Of(s.Width, s.Height).Convert(b, CoordinateFrame.Normalized1000, CoordinateFrame.OriginalPixels) : (Box?)null;
-            return (pixels is { } p ? BinaryMask.FromBox(p, s.Width, s.Height) : null, truth);
+            return (Answer(e) is { } b
+                ? BinaryMask.FromBox(ImageFrames.Of(s.Width, s.Height).Convert(b, CoordinateFrame.Normalized1000, CoordinateFrame.OriginalPixels), s.Width, s.Height)
+                : null, truth);
         }));
         return [100 * MeanIoU(test), 100 * MeanIoU(val), 100 * masks.GIoU];
     }
