@@ -1,9 +1,12 @@
 #:package VisualRft@0.1.0
 #:property ManagePackageVersionsCentrally=false
+#:property PublishAot=false
 // Visual-RFT as a C# file-based app (`dotnet run examples/quickstart.cs`), the successor Microsoft names for the
 // deprecated notebooks: the tiny base model, one GRPO rollout with its rewards and advantages drawn to an HTML page, then
-// two training steps. CPU only, well under a minute after the first restore. The #:property line keeps this file out of
-// the repository's central package versions (Directory.Packages.props), which would otherwise apply to it here.
+// two training steps. CPU only, well under a minute after the first restore. The first #:property line keeps this file out
+// of the repository's central package versions (Directory.Packages.props), which would otherwise apply to it here; the
+// second turns off the native AOT that file-based apps default to, which TorchSharp's native loading cannot use and whose
+// runtime packs (hundreds of MB) a restore would otherwise download.
 using VisualRft.Data;
 using VisualRft.Grpo;
 using VisualRft.Rewards;

@@ -112,6 +112,8 @@ for library in libtorch_cpu.so libc10.so libtorch.so; do cp "$gomp" "$decoys/$li
 execute "$results/decoy.ipynb" "decoy.executed" LD_LIBRARY_PATH="$decoys"
 [ "$(libtorch_used "decoy.executed")" = "$expected_libtorch" ] || { echo "FAIL: with the decoy, libtorch came from '$(libtorch_used "decoy.executed")'" >&2; exit 1; }
 decoy_at=$SECONDS
+# The kernel's packages folder (its own libtorch, about 2 GB) was measured above; nothing later reads it.
+rm -rf "$NUGET_PACKAGES"
 
 step "nbconvert --to html, and vrft run"
 /usr/bin/jupyter nbconvert --to html "$results/$name.executed.ipynb" --output "$name.nbconvert" --log-level=WARN
