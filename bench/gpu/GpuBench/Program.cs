@@ -1,0 +1,61 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using VisualRft.GpuBench;
+using VisualRft.Torch;
+using static TorchSharp.torch;
+
+// The .NET side of bench/gpu (README.md there). `check`: the tiny model's logits on the CPU and on the device.
+// `step CONFIG`: one GRPO step at the reference shape, CONFIG one of StepConfig.All; one configuration per process, so
+// that the peak GPU memory of one is not the allocator's cache of another. `--cpu` runs on the CPU, `--tiny` at tiny
+// shapes: together they check this program on a machine without a GPU.
+const string Usage = "usage: GpuBench check [--cpu] | GpuBench step CONFIG [--cpu] [--tiny]   (CONFIG: {0})";
+var configs = string.Join(", ", StepConfig.All.Select(c => c.Name));
+var flags = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
+var words = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
+var unknown = flags.Except(["--cpu", "--tiny"]).FirstOrDefault();
+var config = words is ["step", var name] ? StepConfig.All.FirstOrDefault(c => c.Name == name) : null;
+if (unknown is not null || !(words is ["check"] || config is not null) || (words is ["check"] && flags.Contains("--tiny")))
+{
+    Console.Error.WriteLine(unknown is not null ? $"unknown option {unknown}" : words is ["step", var n] ? $"unknown configuration {n}; expected one of {configs}" : string.Format(Usage, configs));
+    return 1;
+}
+
+Device device;
+try
+{
+    TorchRuntime.EnsureLoaded();
+    Console.WriteLine(TorchRuntime.Describe());
+    foreach (var library in MappedLibraries()) Console.WriteLine($"mapped: {library}");
+    device = flags.Contains("--cpu") ? CPU : TorchRuntime.DefaultDevice();
+    if (device.type != DeviceType.CUDA && !flags.Contains("--cpu"))
+        throw new LibTorchBackendException($"no CUDA device is usable ({TorchRuntime.Backend}); run.sh sets VRFT_LIBTORCH to a CUDA PyTorch's torch/lib, or pass --cpu");
+}
+catch (LibTorchBackendException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
+try
+{
+    if (words is ["check"])
+    {
+        var (diff, values) = LogitsCheck.Run(device);
+        var agree = diff <= LogitsCheck.Tolerance;
+        Console.WriteLine($"tiny model logits, cpu vs {device}: max |difference| {diff:E2} over {values:N0} values; agree within {LogitsCheck.Tolerance:E0}: {(agree ? "yes" : "NO")}");
+        return agree ? 0 : 4;
+    }
+    return StepBench.Run(flags.Contains("--tiny") ? Shape.Tiny : Shape.Reference, config!, device);
+}
+catch (ExternalException e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+{
+    Console.Error.WriteLine($"{words[^1]}: out of memory on {device}: {e.Message.Split('\n')[0]}");
+    return 3;
+}
+
+// The libtorch and TorchSharp shim files this process mapped: a second shim (a built one and the package's) would show
+// here, and TorchSharp's calls would go to whichever its loader found first.
+static IEnumerable<string> MappedLibraries() =>
+    File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6)
+        .Select(f => f[5]).Where(p => Path.GetFileName(p) is var n && (n.StartsWith("libtorch", StringComparison.Ordinal) || n.StartsWith("libc10", StringComparison.Ordinal)
+            || n.StartsWith("libLibTorchSharp", StringComparison.Ordinal))).Distinct();
