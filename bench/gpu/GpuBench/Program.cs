@@ -4,20 +4,32 @@ using VisualRft.GpuBench;
 using VisualRft.Torch;
 using static TorchSharp.torch;
 
-// The .NET side of bench/gpu (README.md there). `check`: the tiny model's logits on the CPU and on the device.
+// The .NET side of bench/gpu (README.md there). `list`: the names of the step's configurations. `config`: the reference shape's config.json, which hf_step.py builds
+// its model from. `check`: the tiny model's logits on the CPU and on the device.
 // `step CONFIG`: one GRPO step at the reference shape, CONFIG one of StepConfig.All; one configuration per process, so
 // that the peak GPU memory of one is not the allocator's cache of another. `--cpu` runs on the CPU, `--tiny` at tiny
 // shapes: together they check this program on a machine without a GPU.
-const string Usage = "usage: GpuBench check [--cpu] | GpuBench step CONFIG [--cpu] [--tiny]   (CONFIG: {0})";
+const string Usage = "usage: GpuBench list | GpuBench config | GpuBench check [--cpu] | GpuBench step CONFIG [--cpu] [--tiny]   (CONFIG: {0}; check ignores --tiny: it always runs the tiny model)";
 var configs = string.Join(", ", StepConfig.All.Select(c => c.Name));
 var flags = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
 var words = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
 var unknown = flags.Except(["--cpu", "--tiny"]).FirstOrDefault();
 var config = words is ["step", var name] ? StepConfig.All.FirstOrDefault(c => c.Name == name) : null;
-if (unknown is not null || !(words is ["check"] || config is not null) || (words is ["check"] && flags.Contains("--tiny")))
+if (unknown is not null || !(words is ["check"] or ["config"] or ["list"] || config is not null) || (words is ["config"] or ["list"] && flags.Count > 0))
 {
     Console.Error.WriteLine(unknown is not null ? $"unknown option {unknown}" : words is ["step", var n] ? $"unknown configuration {n}; expected one of {configs}" : string.Format(Usage, configs));
     return 1;
+}
+
+if (words is ["list"])
+{
+    Console.WriteLine(string.Join(' ', StepConfig.All.Select(c => c.Name)));
+    return 0;
+}
+if (words is ["config"])
+{
+    Console.WriteLine(Shape.Reference.Config.ToJson().ToJsonString());
+    return 0;
 }
 
 Device device;

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The GPU check of issue 17 item 6, on a Linux machine with an NVIDIA GPU, python3 with a CUDA PyTorch and
+# transformers, and no .NET SDK (README.md beside this file). bench/gpu/prepare.sh made carry/ on the build machine.
+#   1. finds python3's torch/lib; for a PyTorch other than 2.10.x builds TorchSharp 0.107's shim against it (cmake,
+#      ninja or make, a C++17 compiler) and has GpuBench load it (VRFT_TORCHSHARP_NATIVE);
+#   2. GpuBench check: the tiny model's logits on the CPU and on CUDA in one process, within 1e-4;
+#   3. GpuBench step CONFIG, one process per configuration (GpuBench list names them): the GRPO step at the reference
+#      shape, MemoryPlan beside the peak;
+#   4. hf_step.py: the same step with transformers (full parameters, and with gradient checkpointing); then
+#      summary.py's table against the targets of issue 17.
+# It goes on after a failed part and says which failed; logs go to $VRFT_GPU_WORK/logs (and $OUT/logs when set).
+# Exit: 0 all parts ran, 1 a part failed, 2 the machine lacks something (carry/, python3 with torch, a GPU).
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+carry=$here/carry
+python=${PYTHON:-python3}
+work=${VRFT_GPU_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/vrft-gpu.XXXXXX")}
+logs=$work/logs
+mkdir -p "$logs"
+start=$SECONDS
+failed=0
+summary=()
+say() { echo "[run.sh +$((SECONDS - start))s] $*"; }
+note() { summary+=("$*"); say "$*"; }
+finish() {
+    echo
+    echo "== summary"
+    printf '%s\n' "${summary[@]}"
+    [ -f "$logs/results.jsonl" ] && "$python" "$here/summary.py" "$logs/results.jsonl"
+    if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp -r "$logs" "$OUT/"; fi
+    say "logs in $logs"
+    exit "$1"
+}
+
+# -- 0. what this machine has
+if [ ! -f "$carry/vrft-gpu.tar.gz" ]; then
+    note "no $carry/vrft-gpu.tar.gz: run bench/gpu/prepare.sh on the build machine and copy bench/gpu/ with its carry/ folder"
+    finish 2
+fi
+if ! info=$("$python" -c 'import os, torch, torch.utils
+print(torch.__version__)
+print(os.path.join(os.path.dirname(torch.__file__), "lib"))
+print(torch.utils.cmake_prefix_path)
+print(int(torch.compiled_with_cxx11_abi()))
+print(torch.cuda.is_available(), torch.cuda.device_count(), torch.version.cuda)' 2> "$logs/python.err"); then
+    note "$python cannot import torch: $(tail -1 "$logs/python.err")"
+    finish 2
+fi
+{ read -r torch_version; read -r torch_lib; read -r cmake_prefix; read -r cxx11_abi; read -r cuda_line; } <<< "$info"
+note "PyTorch $torch_version from $torch_lib (CUDA available, devices, CUDA version: $cuda_line)"
+command -v nvidia-smi > /dev/null && note "GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
+
+tar -xzf "$carry/vrft-gpu.tar.gz" -C "$work"
+export DOTNET_ROOT=$work/vrft-gpu/dotnet
+app=$work/vrft-gpu/app
+bench=("$DOTNET_ROOT/dotnet" "$app/GpuBench.dll")   # an array, not a function: timeout runs it
+# VRFT_GPU_BENCH_FLAGS: options for GpuBench check and step (test-here.sh passes --cpu --tiny to run this script here)
+read -r -a bench_flags <<< "${VRFT_GPU_BENCH_FLAGS:-}"
+export VRFT_LIBTORCH=$torch_lib
+export VRFT_DEVICE=${VRFT_DEVICE:-cuda}
+# The wheel loads some of its libraries later by bare name (libtorch_cuda_linalg.so: platform-notes.md §20).
+export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# -- 1. the shim
+build_shim() {
+    local src=$work/torchsharp native archive generator jobs
+    archive=$(ls "$carry"/TorchSharp-0.107.0-native.tar.gz "$carry"/TorchSharp-0.107.0.tar.gz 2> /dev/null | head -1)
+    if [ -z "$archive" ]; then
+        note "shim: no TorchSharp 0.107.0 source in $carry (prepare.sh puts TorchSharp-0.107.0-native.tar.gz there, or save https://github.com/dotnet/TorchSharp/archive/refs/tags/v0.107.0.tar.gz as TorchSharp-0.107.0.tar.gz)"
+        return 1
+    fi
+    mkdir -p "$src"
+    tar -xzf "$archive" -C "$src" --strip-components=1 --wildcards '*/src/Native/*'
+    native=$src/src/Native
+    if ! command -v cmake > /dev/null; then note "shim: no cmake on this machine (pip install cmake ninja, or the distribution's packages)"; return 1; fi
+    if command -v ninja > /dev/null; then generator=Ninja; else generator="Unix Makefiles"; note "shim: no ninja, building with make"; fi
+    jobs=$(nproc 2> /dev/null || echo 8)
+    # A newer PyTorch's headers warn where 2.10's did not (deprecations); a warning must not stop the build.
+    sed -i 's/^\( *\)add_definitions(-Werror)/\1# add_definitions(-Werror): dropped by bench\/gpu\/run.sh/' "$native/CMakeLists.txt"
+    local built="" build_dir
+    say "shim: configuring TorchSharp's CMakeLists with Torch_DIR=$cmake_prefix/Torch"
+    if __CMakeBinDir=$work/shim-install cmake -S "$native" -B "$work/shim-build" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
+            -DTorch_DIR="$cmake_prefix/Torch" -DLIBTORCH_PATH="$cmake_prefix/Torch" > "$logs/shim-configure.log" 2>&1; then
+        build_dir=$work/shim-build
+        built=$build_dir/LibTorchSharp/libLibTorchSharp.so
+        note "shim: configured with TorchSharp's CMakeLists (find_package(Torch))"
+    else
+        note "shim: TorchSharp's CMakeLists did not configure ($(grep -m1 -iE 'error|could not|not found' "$logs/shim-configure.log" | cut -c1-160)); using bench/gpu/shim/CMakeLists.txt (headers and libraries of $torch_lib/..)"
+        if ! cmake -S "$here/shim" -B "$work/shim-build2" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DTORCH_ROOT="$(dirname "$torch_lib")" \
+                -DTORCHSHARP_NATIVE="$native" -DTORCH_CXX11_ABI="$cxx11_abi" > "$logs/shim-configure2.log" 2>&1; then
+            note "shim: did not configure either (logs/shim-configure2.log: $(grep -m1 -iE 'error' "$logs/shim-configure2.log" | cut -c1-160))"
+            return 1
+        fi
+        build_dir=$work/shim-build2
+        built=$build_dir/libLibTorchSharp.so
+    fi
+    local t0=$SECONDS
+    if ! timeout 360 cmake --build "$build_dir" --target LibTorchSharp -j "$jobs" > "$logs/shim-build.log" 2>&1; then
+        note "shim: did NOT compile after $((SECONDS - t0)) s (logs/shim-build.log: $(grep -m1 -E 'error' "$logs/shim-build.log" | cut -c1-200))"
+        return 1
+    fi
+    note "shim: compiled in $((SECONDS - t0)) s against PyTorch $torch_version"
+    # TorchSharp loads libLibTorchSharp.so by name from the app folder; the built one takes the package's place there, so
+    # that the process maps one shim, the one LibTorchBackend preloads (VRFT_TORCHSHARP_NATIVE).
+    cp "$built" "$app/libLibTorchSharp.so"
+    export VRFT_TORCHSHARP_NATIVE=$app/libLibTorchSharp.so
+}
+dotnet_ok=1
+case $torch_version in
+    2.10.*) note "shim: the package's (PyTorch $torch_version is the libtorch TorchSharp 0.107 was built for)" ;;
+    *) if ! build_shim; then failed=1; dotnet_ok=0; note "skipping the .NET runs: no shim for PyTorch $torch_version"; fi ;;
+esac
+
+# -- 2-4. the runs
+run() {   # run NAME TIMEOUT COMMAND...: output to the console and logs/NAME.log, its RESULT lines to logs/results.jsonl
+    local name=$1 limit=$2 rc
+    shift 2
+    say "$name: $*"
+    timeout "$limit" "$@" 2>&1 | tee "$logs/$name.log"
+    rc=${PIPESTATUS[0]}
+    grep '^RESULT ' "$logs/$name.log" | cut -c8- >> "$logs/results.jsonl"
+    [ "$rc" -eq 124 ] && note "$name: stopped after $limit s"
+    return "$rc"
+}
+if [ "$dotnet_ok" -eq 1 ]; then
+    if run check 180 "${bench[@]}" check ${bench_flags[@]+"${bench_flags[@]}"}; then note "check: the shim loaded and the tiny model's logits agree between the CPU and $VRFT_DEVICE ($(grep -m1 'max |difference|' "$logs/check.log" | sed 's/.*max/max/'))"
+    else rc=$?; failed=1; note "check: failed with exit $rc: $(grep -v '^mapped' "$logs/check.log" | tail -1 | cut -c1-240)"; fi
+    for config in $("${bench[@]}" list); do
+        if run "step-$config" 240 "${bench[@]}" step "$config" ${bench_flags[@]+"${bench_flags[@]}"}; then note "step $config: done"
+        else rc=$?; failed=1; note "step $config: failed with exit $rc$([ "$rc" -eq 3 ] && echo ' (out of memory)'): $(tail -1 "$logs/step-$config.log" | cut -c1-240)"; fi
+    done
+fi
+if "${bench[@]}" config > "$work/config.json" 2> "$logs/config.err"; then
+    if run hf 300 "$python" "$here/hf_step.py" "$work/config.json" full checkpointing; then note "transformers: done"
+    else rc=$?; failed=1; note "transformers: failed with exit $rc: $(tail -1 "$logs/hf.log" | cut -c1-240)"; fi
+else
+    failed=1
+    note "transformers: not run, GpuBench could not print the config ($(tail -1 "$logs/config.err"))"
+fi
+say "done in $((SECONDS - start)) s"
+finish "$failed"
