@@ -120,6 +120,12 @@ public sealed record GrpoOptions : ICheckpointOptions<GrpoOptions>
     /// memory and compute per step. The official code trains everything, so the paper's preset keeps it off.</summary>
     public bool FreezeVisionTower { get; init; }
 
+    /// <summary>Recompute each decoder layer's and vision block's activations in the backward (HF
+    /// <c>gradient_checkpointing</c>; <see cref="Models.Qwen2VL.Qwen2VLForConditionalGeneration.GradientCheckpointing"/>): the
+    /// update's activation memory drops to about one layer's, for one more forward. False in the 2B detection scripts,
+    /// true in the LISA one — spec §2.3.</summary>
+    public bool GradientCheckpointing { get; init; }
+
     // ---- presets ----------------------------------------------------------------------------------------------
 
     /// <summary>The objective of the official Visual-RFT trainer (spec §2, DESIGN.md "Key decisions").</summary>

@@ -49,6 +49,7 @@ public sealed partial class GrpoTrainer : IDisposable
         Reference = options.UsesReference ? policy.Reference() : null;
         if (Options.FreezeVisionTower)
             foreach (var p in policy.Model.visual.parameters()) p.requires_grad = false;
+        policy.Model.GradientCheckpointing = Options.GradientCheckpointing;
         Optimizer = new PolicyOptimizer(policy.TrainableParameters(), Options.Optimizer, totalSteps * options.Mu);
         _sampler = new Generator((ulong)options.Seed, policy.Device);
     }

@@ -38,7 +38,7 @@ public sealed record CheckpointRetention(int KeepLast, bool KeepBest = true, boo
 /// Resumable training checkpoints. A checkpoint is a folder <c>checkpoint-000042</c> under a run folder with
 /// <list type="bullet">
 /// <item><c>model.safetensors</c>: the model's state_dict under its Hugging Face names;</item>
-/// <item><c>optimizer.bin</c>: the AdamW state in TorchSharp's format (it round-trips exactly);</item>
+/// <item><c>optimizer.bin</c>: the AdamW state in TorchSharp's format (it round-trips exactly), then a half-precision model's float32 master weights;</item>
 /// <item><c>rng.safetensors</c>: the <c>torch.Generator</c> state (U8) and the <see cref="TrainingRandom"/> words;</item>
 /// <item><c>trainer_state.json</c>: format, step, total steps, options, metric, file sizes — written last.</item>
 /// </list>

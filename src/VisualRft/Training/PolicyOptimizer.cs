@@ -17,11 +17,17 @@ public sealed record OptimizerStepResult(int Step, double LearningRate, double G
 /// as HF <c>Trainer</c> runs them (spec §2.3): <c>Backward</c> once per micro-batch, then <c>Step</c> once per
 /// <see cref="OptimizerOptions.GradientAccumulation"/> micro-batches. If a micro-batch loss or any gradient is NaN/inf the
 /// step is skipped: gradients are zeroed, weights and optimizer moments stay as they were, and the result says why.
+/// Half-precision parameters (bf16 or fp16 weights) get float32 master weights: AdamW, its moments, the norm and the clip
+/// work on float32 copies, and the model's weights are those rounded after each step — so updates far below a bf16
+/// weight's resolution (lr 1e-6 on weights of 1e-2 is 0.01 %, bf16 resolves 0.4 %) still add up, as in mixed-precision
+/// training with verl's FSDP or DeepSpeed. TorchSharp has no autocast, so the forward and backward run in the weights' dtype.
 /// </summary>
 public sealed class PolicyOptimizer : IDisposable
 {
     readonly (string Name, Parameter Parameter)[] _named;
     readonly Parameter[] _params;
+    /// <summary>What AdamW steps: <see cref="_params"/> themselves, or their float32 master copies.</summary>
+    readonly Parameter[] _stepped;
     readonly OptimizerOptions _options;
     string? _lossProblem;
 
@@ -35,9 +41,14 @@ public sealed class PolicyOptimizer : IDisposable
         _named = namedParameters.Where(p => p.Parameter.requires_grad).ToArray();
         if (_named.Length == 0) throw new ArgumentException("no trainable parameters (none requires grad)", nameof(namedParameters));
         _params = _named.Select(p => p.Parameter).ToArray();
+        HasMasterWeights = _params.Any(p => p.dtype is ScalarType.BFloat16 or ScalarType.Float16);
+        using (no_grad())
+            _stepped = HasMasterWeights
+                ? _params.Select(p => (Parameter)new Parameter(p.detach().to_type(ScalarType.Float32).clone()).DetachFromDisposeScope()).ToArray()
+                : _params;
         TotalSteps = totalSteps;
         // torch.optim.AdamW with HF's values; TorchSharp's weight_decay default is 0 but we pass it explicitly anyway.
-        Inner = optim.AdamW(_params, lr: LearningRateSchedule.At(options, 0, totalSteps), beta1: options.AdamBeta1,
+        Inner = optim.AdamW(_stepped, lr: LearningRateSchedule.At(options, 0, totalSteps), beta1: options.AdamBeta1,
             beta2: options.AdamBeta2, eps: options.AdamEpsilon, weight_decay: options.WeightDecay);
     }
 
@@ -49,6 +60,13 @@ public sealed class PolicyOptimizer : IDisposable
     public TorchSharp.Modules.AdamW Inner { get; }
 
     public IReadOnlyList<Parameter> Parameters => _params;
+
+    /// <summary>True when AdamW steps float32 master copies of half-precision parameters (<see cref="MasterWeights"/>).</summary>
+    public bool HasMasterWeights { get; }
+
+    /// <summary>The float32 weights AdamW steps, in <see cref="Parameters"/> order: the parameters themselves unless
+    /// <see cref="HasMasterWeights"/>.</summary>
+    public IReadOnlyList<Parameter> MasterWeights => _stepped;
 
     /// <summary>Optimizer steps taken so far (skipped ones included).</summary>
     public int StepCount { get; private set; }
@@ -88,9 +106,18 @@ public sealed class PolicyOptimizer : IDisposable
         var lr = NextLearningRate;
         double norm = double.NaN;
         var reason = _lossProblem;
+        if (reason is null && HasMasterWeights)
+            using (no_grad())
+                for (int i = 0; i < _params.Length; i++)
+                {
+                    if (_params[i].grad is not { } g) continue;
+                    if (_stepped[i].grad is { } master) master.copy_(g);
+                    else
+                        using (var first = g.to_type(ScalarType.Float32)) _stepped[i].grad = first;   // the parameter holds its own reference
+                }
         if (reason is null)
         {
-            norm = GradientTools.GlobalNorm(_params);
+            norm = GradientTools.GlobalNorm(_stepped);
             if (!double.IsFinite(norm))
                 reason = GradientTools.FirstNonFinite(_named) is { } name
                     ? $"non-finite gradient in {name}"
@@ -98,11 +125,16 @@ public sealed class PolicyOptimizer : IDisposable
         }
         if (reason is null)
         {
-            GradientTools.Clip(_params, norm, _options.MaxGradNorm);
+            GradientTools.Clip(_stepped, norm, _options.MaxGradNorm);
             foreach (var g in Inner.ParamGroups) g.LearningRate = lr;
             Inner.step();
+            if (HasMasterWeights)
+                using (no_grad())
+                    for (int i = 0; i < _params.Length; i++) _params[i].copy_(_stepped[i]);
         }
         Inner.zero_grad();
+        if (HasMasterWeights)
+            foreach (var p in _params) p.grad?.zero_();
         StepCount++;
         PendingMicroBatches = 0;
         _lossProblem = null;
@@ -111,11 +143,14 @@ public sealed class PolicyOptimizer : IDisposable
         return new OptimizerStepResult(StepCount, lr, norm, reason is not null, reason);
     }
 
-    /// <summary>Writes the AdamW state (moments, per-parameter step counts, group options) in TorchSharp's format.</summary>
+    /// <summary>Writes the AdamW state (moments, per-parameter step counts, group options) in TorchSharp's format, then the
+    /// master weights when there are any (the model's rounded weights cannot give them back).</summary>
     public void SaveState(Stream stream)
     {
         using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         Inner.save_state_dict(w);
+        if (HasMasterWeights)
+            foreach (var m in _stepped) m.Save(w);
     }
 
     /// <summary>Restores <see cref="SaveState"/>'s output and <see cref="StepCount"/>; the parameters must be the same shapes.</summary>
@@ -124,7 +159,13 @@ public sealed class PolicyOptimizer : IDisposable
         if (step < 0 || step > TotalSteps)
             throw new InvalidDataException($"{source}: step {step} is outside this run of {TotalSteps} optimizer steps");
         using var r = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-        try { Inner.load_state_dict(r); }
+        try
+        {
+            Inner.load_state_dict(r);
+            if (HasMasterWeights)
+                using (no_grad())
+                    foreach (var m in _stepped) m.Load(r);
+        }
         catch (Exception e) when (e is ArgumentException or InvalidDataException or EndOfStreamException or InvalidOperationException)
         {
             throw new InvalidDataException($"{source}: the optimizer state does not fit this model's parameters: {e.Message}", e);
@@ -135,5 +176,10 @@ public sealed class PolicyOptimizer : IDisposable
         _lossProblem = null;
     }
 
-    public void Dispose() => Inner.Dispose();
+    public void Dispose()
+    {
+        Inner.Dispose();
+        if (HasMasterWeights)
+            foreach (var m in _stepped) m.Dispose();
+    }
 }

@@ -65,6 +65,20 @@ public sealed class TinyTrainerFixture
 public class GrpoTrainerTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture>
 {
     [Fact]
+    public void A_bf16_policy_takes_GRPO_steps_on_float32_master_weights()
+    {
+        using var policy = new VisionLanguagePolicy(Qwen2VLForConditionalGeneration.Create(fx.NewConfig(), 3, CPU, ScalarType.BFloat16), fx.NewProcessor());
+        var before = policy.Model.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
+        using var trainer = new GrpoTrainer(policy, fx.Data.Train, new LetterShareReward(), TinyTrainerFixture.Options, totalSteps: 2);
+        Assert.True(trainer.Optimizer.HasMasterWeights);
+        var step = trainer.Step().Metrics;
+        Assert.False(step.Skipped, step.SkipReason);
+        Assert.True(double.IsFinite(step.Loss) && step.GradNorm > 0);
+        Assert.All(policy.Model.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+        Assert.Contains(policy.Model.state_dict(), kv => !kv.Value.eq(before[kv.Key]).all().item<bool>());
+    }
+
+    [Fact]
     public void A_frozen_vision_tower_stays_as_loaded_while_the_decoder_trains()
     {
         using var policy = fx.NewPolicy();

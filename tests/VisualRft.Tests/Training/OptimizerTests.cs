@@ -143,4 +143,72 @@ public class OptimizerTests
         Assert.NotEqual(new TrainingRandom(1).NextUInt64(), new TrainingRandom(2).NextUInt64());
         Assert.Throws<ArgumentException>(() => b.SetState(new ulong[4]));
     }
+    /// <summary>The same MLP twice: in float32, and with its weights rounded to bf16 — both starting from the bf16 values.</summary>
+    static (nn.Module<Tensor, Tensor> Full, nn.Module<Tensor, Tensor> Half) Pair()
+    {
+        var half = Mlp(1);
+        half.to(ScalarType.BFloat16);
+        var full = Mlp(1);
+        using (no_grad())
+            foreach (var (name, p) in full.named_parameters()) p.copy_(half.get_parameter(name)!.to_type(ScalarType.Float32));
+        return (full, half);
+    }
+
+    [Fact]
+    public void Bf16_weights_train_through_float32_master_weights_that_keep_updates_below_bf16_resolution()
+    {
+        using var scope = NewDisposeScope();
+        var (full, half) = Pair();
+        var options = Opts.Optimizer with { LearningRate = 1e-4, GradientAccumulation = 1, WeightDecay = 0 };
+        using var opt32 = new PolicyOptimizer(full, options, totalSteps: 100);
+        using var opt16 = new PolicyOptimizer(half, options, totalSteps: 100);
+        Assert.False(opt32.HasMasterWeights);
+        Assert.True(opt16.HasMasterWeights);
+        Assert.All(opt16.MasterWeights, m => Assert.Equal(ScalarType.Float32, m.dtype));
+        var start = half.parameters().Select(p => p.to_type(ScalarType.Float32).clone()).ToArray();
+        var x = randn(8, 4, generator: new Generator(2));
+        for (int step = 0; step < 5; step++)
+        {
+            opt32.Backward(full.forward(x).pow(2).mean());
+            opt32.Step();
+            opt16.Backward(half.forward(x.to_type(ScalarType.BFloat16)).pow(2).mean());
+            opt16.Step();
+        }
+        Assert.All(opt16.Inner.state_dict().State.Cast<TorchSharp.Modules.AdamW.State>(), st => Assert.Equal(ScalarType.Float32, st.exp_avg_sq.dtype));
+        var masters = opt16.MasterWeights;
+        var weights = half.parameters().ToArray();
+        var fullWeights = full.parameters().ToArray();
+        for (int i = 0; i < weights.Length; i++)
+        {
+            // 5 steps of at most ~lr each: an update of 1e-4 on weights near 0.5 is below bf16's resolution there (2e-3),
+            // so only the master weights can hold it; the model's weights are the masters rounded.
+            Assert.True(masters[i].sub(start[i]).abs().max().item<float>() > 3e-4, "the master weights moved");
+            Assert.True(weights[i].eq(masters[i].to_type(ScalarType.BFloat16)).all().item<bool>());
+            Assert.True(masters[i].sub(fullWeights[i]).abs().max().item<float>() < 1e-4, "the masters follow the float32 run");
+        }
+    }
+
+    [Fact]
+    public void The_master_weights_are_saved_with_the_optimizer_state_and_restored_exactly()
+    {
+        using var scope = NewDisposeScope();
+        var (_, half) = Pair();
+        var options = Opts.Optimizer with { LearningRate = 1e-4, GradientAccumulation = 1 };
+        using var opt = new PolicyOptimizer(half, options, totalSteps: 10);
+        var x = randn(8, 4, generator: new Generator(2)).to_type(ScalarType.BFloat16);
+        opt.Backward(half.forward(x).pow(2).mean());
+        opt.Step();
+        using var state = new MemoryStream();
+        opt.SaveState(state);
+
+        var (_, resumed) = Pair();
+        using (no_grad())
+            foreach (var (name, p) in resumed.named_parameters()) p.copy_(half.get_parameter(name)!);
+        using var again = new PolicyOptimizer(resumed, options, totalSteps: 10);
+        state.Position = 0;
+        again.LoadState(state, 1, "memory");
+        for (int i = 0; i < opt.MasterWeights.Count; i++)
+            Assert.True(opt.MasterWeights[i].eq(again.MasterWeights[i]).all().item<bool>());
+        Assert.Equal(Moments(opt), Moments(again));
+    }
 }

@@ -207,6 +207,11 @@ public sealed partial class Qwen2VLForConditionalGeneration
         if (c == 0) return torch.zeros([n, 0], ScalarType.Float32, Device);
         using var finalizers = FinalizerGate.Hold();
         using var scope = NewDisposeScope();
+        // A checkpointed layer recomputes from its input alone, and the cache is written in place: under gradient
+        // checkpointing each row runs its prompt again in one full pass, as TRL's trainer always does.
+        if (GradientCheckpointing && is_grad_enabled())
+            return CompletionLogProbs(promptIds.repeat_interleave(g, 0), promptMask.repeat_interleave(g, 0), completionIds, completionMask,
+                images is null ? null : RepeatForSamples(images, promptIds, g), temperature).MoveToOuterDisposeScope();
         var device = Device;
         UseThreadsFor(b * p + n * c);
         var (pos, deltas) = GetRopeIndex(promptIds, promptMask, images?.GridThw);

@@ -39,6 +39,25 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Gradient checkpointing (HF <c>gradient_checkpointing_enable()</c>): in a forward that records gradients, every
+    /// decoder layer and vision block keeps only its input and recomputes its activations in the backward — one more
+    /// forward's time for the memory of one block's activations instead of all of them. Generation is unaffected.
+    /// </summary>
+    public bool GradientCheckpointing
+    {
+        get => model.GradientCheckpointing;
+        set => model.GradientCheckpointing = visual.GradientCheckpointing = value;
+    }
+
+    // A recomputed block must compute what its first pass did; LoRA dropout would draw a second mask.
+    void CheckRecomputable()
+    {
+        if (GradientCheckpointing && is_grad_enabled() && Adapters?.Config.Dropout is > 0 and var dropout)
+            throw new InvalidOperationException($"gradient checkpointing cannot train adapters with lora_dropout {dropout}: the recomputed pass would "
+                + "draw another dropout mask; use lora_dropout 0 (PEFT's default) or turn checkpointing off");
+    }
+
     public Device Device => model.embed_tokens.weight.device;
     public ScalarType DType => model.embed_tokens.weight.dtype;
 
@@ -47,6 +66,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     public Tensor EncodeImages(Tensor pixelValues, Tensor gridThw)
     {
         using var finalizers = FinalizerGate.Hold();
+        CheckRecomputable();
         ThreadPolicy.Use(pixelValues.shape[0], Config.Vision.Width, Config.Vision.IntermediateSize, ElementSize);
         return visual.forward(pixelValues, gridThw);
     }
@@ -77,6 +97,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     /// <summary>Final hidden states [N,S,H] of a full forward (no cache).</summary>
     internal Tensor Hidden(Tensor inputIds, Tensor? attentionMask, ImageInputs? images)
     {
+        CheckRecomputable();
         using var scope = NewDisposeScope();
         UseThreadsFor(inputIds.numel());
         var mask = attentionMask ?? torch.ones_like(inputIds);

@@ -15,6 +15,10 @@ public sealed class Qwen2TextModel : nn.Module
     public readonly ModuleList<Qwen2DecoderLayer> layers;
     public readonly RmsNorm norm;
 
+    /// <summary>Recompute each layer's activations in the backward (<see cref="GradientCheckpoint"/>) when a forward records
+    /// gradients; set through <see cref="Qwen2VLForConditionalGeneration.GradientCheckpointing"/>.</summary>
+    internal bool GradientCheckpointing { get; set; }
+
     public Qwen2TextModel(Qwen2VLTextConfig cfg, Device? device = null, ScalarType? dtype = null) : base("model")
     {
         this.cfg = cfg;
@@ -48,8 +52,13 @@ public sealed class Qwen2TextModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = inputsEmbeds;
+        var recompute = GradientCheckpointing && cache is null && is_grad_enabled();
         for (int i = 0; i < layers.Count; i++)
-            h = layers[i].forward(h, rope, bias, cache?.Keys[i], cache?.Values[i], offset);
+        {
+            var layer = layers[i];
+            h = recompute ? GradientCheckpoint.Run((x, e) => layer.forward(x, new Rotary(e[0], e[1]), e[2], null, null, offset), h, rope.Cos, rope.SignedSin, bias)
+                : layer.forward(h, rope, bias, cache?.Keys[i], cache?.Values[i], offset);
+        }
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 

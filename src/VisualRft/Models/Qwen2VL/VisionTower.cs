@@ -18,6 +18,10 @@ public sealed class VisionTower : nn.Module
     public readonly ModuleList<VisionBlock> blocks;
     public readonly PatchMerger merger;
 
+    /// <summary>Recompute each block's activations in the backward (<see cref="GradientCheckpoint"/>) when a forward records
+    /// gradients; set through <see cref="Qwen2VLForConditionalGeneration.GradientCheckpointing"/>.</summary>
+    internal bool GradientCheckpointing { get; set; }
+
     public VisionTower(Qwen2VLVisionConfig cfg, bool qwen25, Device? device = null, ScalarType? dtype = null) : base("visual")
     {
         this.cfg = cfg;
@@ -53,8 +57,12 @@ public sealed class VisionTower : nn.Module
         var (cos, sin) = (emb.cos(), emb.sin());
         var cuFrames = FrameBoundaries(grid);
         var full = cfg.FullAttBlockIndexes ?? [];
+        var recompute = GradientCheckpointing && is_grad_enabled();
         for (int i = 0; i < blocks.Count; i++)
-            x = blocks[i].forward(x, qwen25 && !full.Contains(i) ? cuWindow : cuFrames, cos, sin);
+        {
+            var (block, cu) = (blocks[i], qwen25 && !full.Contains(i) ? cuWindow : cuFrames);
+            x = recompute ? GradientCheckpoint.Run((h, e) => block.forward(h, cu, e[0], e[1]), x, cos, sin) : block.forward(x, cu, cos, sin);
+        }
         x = merger.forward(x);
         if (windowIndex != null)
         {
