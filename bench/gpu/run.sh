@@ -62,8 +62,23 @@ export VRFT_DEVICE=${VRFT_DEVICE:-cuda}
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # -- 1. the shim
+attempt() {   # attempt NAME BUILD_DIR LIBRARY CMAKE_ARGS...: configure and build; the library's path on success
+    local name=$1 dir=$2 library=$3 t0=$SECONDS
+    shift 3
+    say "shim ($name): cmake $*"
+    if ! cmake -B "$dir" -G "$generator" -DCMAKE_BUILD_TYPE=Release "$@" > "$logs/shim-$name-configure.log" 2>&1; then
+        note "shim ($name): did not configure: $(grep -m1 -iE 'error|could not|not found' "$logs/shim-$name-configure.log" | cut -c1-200)"
+        return 1
+    fi
+    if ! timeout 360 cmake --build "$dir" --target LibTorchSharp -j "$(nproc 2> /dev/null || echo 8)" > "$logs/shim-$name-build.log" 2>&1; then
+        note "shim ($name): did NOT compile ($((SECONDS - t0)) s): $(grep -m1 -E 'error' "$logs/shim-$name-build.log" | cut -c1-240)"
+        return 1
+    fi
+    note "shim ($name): compiled in $((SECONDS - t0)) s against PyTorch $torch_version"
+    built=$dir/$library
+}
 build_shim() {
-    local src=$work/torchsharp native archive generator jobs
+    local src=$work/torchsharp native archive
     archive=$(ls "$carry"/TorchSharp-0.107.0-native.tar.gz "$carry"/TorchSharp-0.107.0.tar.gz 2> /dev/null | head -1)
     if [ -z "$archive" ]; then
         note "shim: no TorchSharp 0.107.0 source in $carry (prepare.sh puts TorchSharp-0.107.0-native.tar.gz there, or save https://github.com/dotnet/TorchSharp/archive/refs/tags/v0.107.0.tar.gz as TorchSharp-0.107.0.tar.gz)"
@@ -74,36 +89,25 @@ build_shim() {
     native=$src/src/Native
     if ! command -v cmake > /dev/null; then note "shim: no cmake on this machine (pip install cmake ninja, or the distribution's packages)"; return 1; fi
     if command -v ninja > /dev/null; then generator=Ninja; else generator="Unix Makefiles"; note "shim: no ninja, building with make"; fi
-    jobs=$(nproc 2> /dev/null || echo 8)
     # A newer PyTorch's headers warn where 2.10's did not (deprecations); a warning must not stop the build.
     sed -i 's/^\( *\)add_definitions(-Werror)/\1# add_definitions(-Werror): dropped by bench\/gpu\/run.sh/' "$native/CMakeLists.txt"
-    local built="" build_dir
-    say "shim: configuring TorchSharp's CMakeLists with Torch_DIR=$cmake_prefix/Torch"
-    if __CMakeBinDir=$work/shim-install cmake -S "$native" -B "$work/shim-build" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
-            -DTorch_DIR="$cmake_prefix/Torch" -DLIBTORCH_PATH="$cmake_prefix/Torch" > "$logs/shim-configure.log" 2>&1; then
-        build_dir=$work/shim-build
-        built=$build_dir/LibTorchSharp/libLibTorchSharp.so
-        note "shim: configured with TorchSharp's CMakeLists (find_package(Torch))"
-    else
-        note "shim: TorchSharp's CMakeLists did not configure ($(grep -m1 -iE 'error|could not|not found' "$logs/shim-configure.log" | cut -c1-160)); using bench/gpu/shim/CMakeLists.txt (headers and libraries of $torch_lib/..)"
-        if ! cmake -S "$here/shim" -B "$work/shim-build2" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DTORCH_ROOT="$(dirname "$torch_lib")" \
-                -DTORCHSHARP_NATIVE="$native" -DTORCH_CXX11_ABI="$cxx11_abi" > "$logs/shim-configure2.log" 2>&1; then
-            note "shim: did not configure either (logs/shim-configure2.log: $(grep -m1 -iE 'error' "$logs/shim-configure2.log" | cut -c1-160))"
-            return 1
-        fi
-        build_dir=$work/shim-build2
-        built=$build_dir/libLibTorchSharp.so
-    fi
-    local t0=$SECONDS
-    if ! timeout 360 cmake --build "$build_dir" --target LibTorchSharp -j "$jobs" > "$logs/shim-build.log" 2>&1; then
-        note "shim: did NOT compile after $((SECONDS - t0)) s (logs/shim-build.log: $(grep -m1 -E 'error' "$logs/shim-build.log" | cut -c1-200))"
-        return 1
-    fi
-    note "shim: compiled in $((SECONDS - t0)) s against PyTorch $torch_version"
+    built=""
+    # TorchSharp's own CMakeLists (find_package(Torch) with Torch_DIR), then bench/gpu/shim/CMakeLists.txt with the
+    # headers and libraries alone (no CUDA toolkit needed), in C++17 as TorchSharp builds it and in C++20 should the
+    # newer headers ask for it.
+    __CMakeBinDir=$work/shim-install attempt torchsharp "$work/shim-torchsharp" LibTorchSharp/libLibTorchSharp.so -S "$native" \
+        -DTorch_DIR="$cmake_prefix/Torch" -DLIBTORCH_PATH="$cmake_prefix/Torch" \
+        || attempt headers-c++17 "$work/shim-17" libLibTorchSharp.so -S "$here/shim" -DTORCH_ROOT="$(dirname "$torch_lib")" \
+            -DTORCHSHARP_NATIVE="$native" -DTORCH_CXX11_ABI="$cxx11_abi" -DTORCHSHARP_CXX_STANDARD=17 \
+        || { grep -qiE 'c\+\+ ?20|c\+\+2a|requires c\+\+' "$logs/shim-headers-c++17-build.log" 2> /dev/null \
+            && attempt headers-c++20 "$work/shim-20" libLibTorchSharp.so -S "$here/shim" -DTORCH_ROOT="$(dirname "$torch_lib")" \
+                -DTORCHSHARP_NATIVE="$native" -DTORCH_CXX11_ABI="$cxx11_abi" -DTORCHSHARP_CXX_STANDARD=20; } \
+        || return 1
     # TorchSharp loads libLibTorchSharp.so by name from the app folder; the built one takes the package's place there, so
     # that the process maps one shim, the one LibTorchBackend preloads (VRFT_TORCHSHARP_NATIVE).
     cp "$built" "$app/libLibTorchSharp.so"
     export VRFT_TORCHSHARP_NATIVE=$app/libLibTorchSharp.so
+    command -v nm > /dev/null && note "shim: exports $(nm -D --defined-only "$built" | grep -c ' T THS') THS functions (the 0.107.0 package's: 1164)"
 }
 dotnet_ok=1
 case $torch_version in

@@ -63,6 +63,7 @@ echo "exit $?" >> "$tmp/run-2.10.log"
 expect "run.sh, PyTorch 2.10.0: keeps the package's shim" "$tmp/run-2.10.log" "shim: the package's"
 expect "run.sh, PyTorch 2.10.0: check passes" "$tmp/run-2.10.log" "check: the shim loaded"
 expect "run.sh, PyTorch 2.10.0: step full" "$tmp/run-2.10.log" "step full: done"
+expect "run.sh, PyTorch 2.10.0: step checkpointing" "$tmp/run-2.10.log" "step checkpointing: done"
 expect "run.sh, PyTorch 2.10.0: step lora" "$tmp/run-2.10.log" "step lora: done"
 expect "run.sh, PyTorch 2.10.0: the summary table" "$tmp/run-2.10.log" "^\| full \| visualrft \|"
 expect "run.sh, PyTorch 2.10.0: transformers fails without transformers" "$tmp/run-2.10.log" "transformers: failed with exit 1"
@@ -71,12 +72,13 @@ expect "run.sh, PyTorch 2.10.0: exit 1" "$tmp/run-2.10.log" "^exit 1$"
 fake 2.11.0+cu130
 PATH=$tmp/bin-2.11.0+cu130:$PATH VRFT_GPU_WORK=$tmp/work-2.11 bash "$here/run.sh" > "$tmp/run-2.11.log" 2>&1
 echo "exit $?" >> "$tmp/run-2.11.log"
-expect "run.sh, PyTorch 2.11.0: configures TorchSharp's CMakeLists with Torch_DIR" "$tmp/run-2.11.log" "configuring TorchSharp's CMakeLists with Torch_DIR=.*/torch/share/cmake/Torch"
-expect "run.sh, PyTorch 2.11.0: falls back to shim/CMakeLists.txt" "$tmp/run-2.11.log" "using bench/gpu/shim/CMakeLists.txt"
-expect "run.sh, PyTorch 2.11.0: says the shim did not compile" "$tmp/run-2.11.log" "shim: did NOT compile"
+expect "run.sh, PyTorch 2.11.0: configures TorchSharp's CMakeLists with Torch_DIR" "$tmp/run-2.11.log" "shim \(torchsharp\): cmake -S .*Torch_DIR=.*/torch/share/cmake/Torch"
+expect "run.sh, PyTorch 2.11.0: TorchSharp's CMakeLists does not configure without a torch (find_package)" "$tmp/run-2.11.log" "shim \(torchsharp\): did not configure"
+expect "run.sh, PyTorch 2.11.0: falls back to shim/CMakeLists.txt" "$tmp/run-2.11.log" "shim \(headers-c\+\+17\): cmake -S $here/shim"
+expect "run.sh, PyTorch 2.11.0: says the shim did not compile, naming the missing header" "$tmp/run-2.11.log" "shim \(headers-c\+\+17\): did NOT compile.*torch/torch.h"
 expect "run.sh, PyTorch 2.11.0: skips the .NET runs" "$tmp/run-2.11.log" "skipping the .NET runs: no shim for PyTorch 2.11.0\+cu130"
 expect "run.sh, PyTorch 2.11.0: exit 1" "$tmp/run-2.11.log" "^exit 1$"
-if [ "$bad" -ne 0 ]; then
+if [ "$bad" -ne 0 ] || [ -n "${VRFT_TEST_KEEP_LOGS:-}" ]; then
     mkdir -p "$here/carry/test-logs" && cp "$tmp"/*.log "$here/carry/test-logs/"
     echo "logs kept in $here/carry/test-logs"
 fi

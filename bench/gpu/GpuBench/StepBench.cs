@@ -40,11 +40,13 @@ sealed record Shape(string Name, Qwen2VLConfig Config, ScalarType DType, int Ima
 /// <summary>What one configuration of the step trains.</summary>
 /// <param name="Lora">LoRA adapters (the base frozen, the reference = the base with them off), or full parameters with a
 /// frozen reference copy.</param>
-sealed record StepConfig(string Name, string What, LoraConfig? Lora)
+/// <param name="Checkpointing">Gradient checkpointing per decoder layer and vision block (<see cref="GrpoOptions.GradientCheckpointing"/>).</param>
+sealed record StepConfig(string Name, string What, LoraConfig? Lora, bool Checkpointing = false)
 {
     public static IReadOnlyList<StepConfig> All { get; } =
     [
         new("full", "full parameters, β 0.04 (a frozen reference copy)", null),
+        new("checkpointing", "full parameters with gradient checkpointing per decoder layer and vision block, β 0.04", null, Checkpointing: true),
         new("lora", "LoRA r 64, α 128 on q_proj, v_proj (the reference is the base with the adapters off)",
             new LoraConfig { R = 64, Alpha = 128, TargetModules = ["q_proj", "v_proj"] }),
     ];
@@ -80,7 +82,10 @@ static class StepBench
         Console.WriteLine($"model: {model.parameters().Sum(p => p.numel()):N0} parameters, {policy.TrainableParameters().Sum(p => p.Parameter.numel()):N0} trained; random weights, built in {buildS:F1} s");
         Console.WriteLine($"MemoryPlan (counted before any weight was allocated):\n{plan}");
 
-        var options = GrpoOptions.VisualRftPaper with { NumGenerations = shape.G, MaxCompletionLength = shape.NewTokens, GradientAccumulation = 1 };
+        var options = GrpoOptions.VisualRftPaper with
+        {
+            NumGenerations = shape.G, MaxCompletionLength = shape.NewTokens, GradientAccumulation = 1, GradientCheckpointing = config.Checkpointing,
+        };
         using var trainer = new GrpoTrainer(policy, [sample], TaskReward.Create(VisualTask.Detection), options, totalSteps: 2);
         StepMetrics? metrics = null;
         double stepS = 0;
