@@ -20,6 +20,13 @@ mkdir -p "$logs"
 start=$SECONDS
 failed=0
 summary=()
+# The whole script must fit in 8 minutes so that a failed first try leaves time for one rerun: each part's time limit is
+# cut to what is left of VRFT_GPU_BUDGET_S, and a part that would get under 20 s is skipped.
+budget=${VRFT_GPU_BUDGET_S:-480}
+limit() {   # limit SECONDS: the part's limit, or what is left of the budget when that is less
+    local left=$((budget - (SECONDS - start)))
+    echo $((left < $1 ? left : $1))
+}
 say() { echo "[run.sh +$((SECONDS - start))s] $*"; }
 note() { summary+=("$*"); say "$*"; }
 finish() {
@@ -70,7 +77,10 @@ attempt() {   # attempt NAME BUILD_DIR LIBRARY CMAKE_ARGS...: configure and buil
         note "shim ($name): did not configure: $(grep -m1 -iE 'error|could not|not found' "$logs/shim-$name-configure.log" | cut -c1-200)"
         return 1
     fi
-    if ! timeout 360 cmake --build "$dir" --target LibTorchSharp -j "$(nproc 2> /dev/null || echo 8)" > "$logs/shim-$name-build.log" 2>&1; then
+    local seconds
+    seconds=$(limit 360)
+    if [ "$seconds" -lt 20 ]; then note "shim ($name): skipped, $seconds s of the $budget s budget left"; return 1; fi
+    if ! timeout "$seconds" cmake --build "$dir" --target LibTorchSharp -j "$(nproc 2> /dev/null || echo 8)" > "$logs/shim-$name-build.log" 2>&1; then
         note "shim ($name): did NOT compile ($((SECONDS - t0)) s): $(grep -m1 -E 'error' "$logs/shim-$name-build.log" | cut -c1-240)"
         return 1
     fi
@@ -116,14 +126,17 @@ case $torch_version in
 esac
 
 # -- 2-4. the runs
-run() {   # run NAME TIMEOUT COMMAND...: output to the console and logs/NAME.log, its RESULT lines to logs/results.jsonl
-    local name=$1 limit=$2 rc
+run() {   # run NAME SECONDS COMMAND...: output to the console and logs/NAME.log, its RESULT lines to logs/results.jsonl
+    local name=$1 seconds rc
+    seconds=$(limit "$2")
     shift 2
-    say "$name: $*"
-    timeout "$limit" "$@" 2>&1 | tee "$logs/$name.log"
+    : > "$logs/$name.log"
+    if [ "$seconds" -lt 20 ]; then echo "skipped: $seconds s of the $budget s budget left" | tee "$logs/$name.log"; return 124; fi
+    say "$name (at most $seconds s): $*"
+    timeout "$seconds" "$@" 2>&1 | tee "$logs/$name.log"
     rc=${PIPESTATUS[0]}
     grep '^RESULT ' "$logs/$name.log" | cut -c8- >> "$logs/results.jsonl"
-    [ "$rc" -eq 124 ] && note "$name: stopped after $limit s"
+    [ "$rc" -eq 124 ] && note "$name: stopped after $seconds s"
     return "$rc"
 }
 if [ "$dotnet_ok" -eq 1 ]; then
