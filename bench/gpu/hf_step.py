@@ -5,7 +5,7 @@ Qwen2VLForConditionalGeneration from the config GpuBench prints (Qwen2-VL-2B, ra
 image's 1,024 patches (256 merged tokens) inside a 316-token prompt; generate with do_sample (top-k 50, T 1),
 num_return_sequences = G = 8 as the official Visual-RFT trainer samples, max_new_tokens = min_new_tokens = 256 so that
 every completion has the .NET run's length; then a GRPO-style update: forward on prompt + completion with the pixels
-repeated per completion (the official trainer's policy pass), log-softmax gathered at the completion tokens, a
+tiled G times (the official trainer's policy pass, docs/visual-rft-spec.md §2.1), log-softmax gathered at the completion tokens, a
 surrogate loss with random advantages, backward. No optimizer and no reference model. Each configuration runs twice
 and the second repetition is reported, with torch.cuda.max_memory_allocated and the nvidia-smi peak over both.
 
@@ -110,8 +110,9 @@ def main():
     model, config = build(config_path, device)
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, random weights, built in {time.perf_counter() - t0:.1f} s", flush=True)
     ids, pixels, grid = prompt(config, device)
-    # transformers 5 takes the image-token mask as mm_token_type_ids (the golden fixtures' make_golden.py); 4.x has no such input
-    takes_types = "mm_token_type_ids" in inspect.signature(model.forward).parameters
+    # transformers 5 takes the image-token mask as mm_token_type_ids (the golden fixtures' make_golden.py, 5.17); 4.x has
+    # no such input and generate refuses inputs that forward does not name
+    takes_types = "mm_token_type_ids" in inspect.signature(model.forward).parameters or int(transformers.__version__.split(".")[0]) >= 5
     extra = (lambda x: {"mm_token_type_ids": (x == config.image_token_id).long()}) if takes_types else (lambda x: {})
     for name in configs:
         if name == "checkpointing":

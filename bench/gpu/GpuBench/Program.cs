@@ -37,14 +37,18 @@ try
 {
     TorchRuntime.EnsureLoaded();
     Console.WriteLine(TorchRuntime.Describe());
-    foreach (var library in MappedLibraries()) Console.WriteLine($"mapped: {library}");
+    var mapped = MappedLibraries().ToList();
+    foreach (var library in mapped) Console.WriteLine($"mapped: {library}");
+    var shims = mapped.Where(p => Path.GetFileName(p).StartsWith("libLibTorchSharp", StringComparison.Ordinal)).ToList();
+    if (shims.Count > 1)
+        Console.WriteLine($"two shims are mapped: TorchSharp calls the one its loader found by name ({string.Join(", ", shims)}); {LibTorchBackend.ShimVariable} alone does not replace it");
     device = flags.Contains("--cpu") ? CPU : TorchRuntime.DefaultDevice();
     if (device.type != DeviceType.CUDA && !flags.Contains("--cpu"))
         throw new LibTorchBackendException($"no CUDA device is usable ({TorchRuntime.Backend}); run.sh sets VRFT_LIBTORCH to a CUDA PyTorch's torch/lib, or pass --cpu");
 }
-catch (LibTorchBackendException e)
+catch (InvalidOperationException e)   // LibTorchBackendException, or a library the linker refused (named with its reason)
 {
-    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(e.Message.ReplaceLineEndings(" "));
     return 2;
 }
 
