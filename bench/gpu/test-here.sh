@@ -2,7 +2,8 @@
 # What of bench/gpu can be checked on a build machine without a GPU or PyTorch:
 #   1. bash -n of the scripts; prepare.sh's carry/ exists (made now when missing) and is under 64 MiB;
 #   2. the carried app on the carried runtime (no SDK on PATH) runs check and every step configuration at --cpu --tiny,
-#      with VRFT_LIBTORCH naming the NuGet cache's libtorch-cpu, as run.sh names a PyTorch's torch/lib;
+#      with VRFT_LIBTORCH naming the NuGet cache's libtorch-cpu, as run.sh names a PyTorch's torch/lib, and refuses
+#      without a GPU (unless --cpu) and without VRFT_LIBTORCH;
 #   3. run.sh with a fake python3 on PATH whose "torch" is that libtorch-cpu folder: as 2.10.0 it keeps the package's
 #      shim and runs check and the steps (on the CPU, at tiny shapes); as 2.11.0+cu130 it builds the shim, which cannot
 #      compile here (no torch headers), says so and skips the .NET runs. transformers is not there: hf_step.py fails.
@@ -40,6 +41,11 @@ direct step full > "$tmp/no-gpu.log" 2>&1
 echo "exit $?" >> "$tmp/no-gpu.log"
 expect "carried app: without --cpu and without a GPU it refuses with exit 2" "$tmp/no-gpu.log" "no CUDA device is usable.*|exit 2"
 expect "... exit 2" "$tmp/no-gpu.log" "^exit 2$"
+
+env -i HOME="$HOME" PATH=/usr/bin:/bin DOTNET_ROOT="$tmp/vrft-gpu/dotnet" "$tmp/vrft-gpu/dotnet/dotnet" "$tmp/vrft-gpu/app/GpuBench.dll" check --cpu > "$tmp/no-libtorch.log" 2>&1
+echo "exit $?" >> "$tmp/no-libtorch.log"
+expect "carried app: without VRFT_LIBTORCH it refuses with exit 2" "$tmp/no-libtorch.log" "^VRFT_LIBTORCH is not set"
+expect "... exit 2" "$tmp/no-libtorch.log" "^exit 2$"
 
 # 3. run.sh with a fake python3
 fake() {   # fake VERSION: a site folder whose torch/lib is the NuGet libtorch-cpu, and a python3 that reports it

@@ -32,6 +32,15 @@ if (words is ["config"])
     return 0;
 }
 
+// The publish carries TorchSharp's managed side only; without a libtorch named, TorchSharp's own search would copy the
+// NuGet cache's 600 MB libtorch-cpu next to the app.
+if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(LibTorchBackend.LibTorchVariable)))
+{
+    Console.Error.WriteLine($"{LibTorchBackend.LibTorchVariable} is not set: GpuBench carries no libtorch; run.sh sets it to PyTorch's torch/lib "
+        + "(on a build machine: ~/.nuget/packages/libtorch-cpu-linux-x64/2.10.0/runtimes/linux-x64/native)");
+    return 2;
+}
+
 Device device;
 try
 {
