@@ -13,8 +13,8 @@ carry=$here/carry
 limit=$((64 << 20))
 
 # TorchSharp 0.107.0: the snapshot we read has no tags; this commit sets version 0.107.0 (build/BranchInfo.props) and
-# holds its release notes, and the functions its headers declare are exactly those the NuGet 0.107.0 shim exports
-# (1,164, apart from three left inside #if 0 or comments).
+# holds its release notes, and each of the 1,164 THS functions that the NuGet 0.107.0 shim exports is declared in its
+# headers (which declare four more that are not compiled: inside #if 0, commented out, or never defined).
 torchsharp_commit=c20b6a1cc574d690707638a488d2583f3b8b983f
 torchsharp_git=${TORCHSHARP_GIT:-/work/.mirror/dotnet+TorchSharp/repo}
 
