@@ -4,12 +4,14 @@ using VisualRft.GpuBench;
 using VisualRft.Torch;
 using static TorchSharp.torch;
 
-// The .NET side of bench/gpu (README.md there). `list`: the names of the step's configurations. `config`: the reference shape's config.json, which hf_step.py builds
-// its model from. `check`: the tiny model's logits on the CPU and on the device.
-// `step CONFIG`: one GRPO step at the reference shape, CONFIG one of StepConfig.All; one configuration per process, so
-// that the peak GPU memory of one is not the allocator's cache of another. `--cpu` runs on the CPU, `--tiny` at tiny
-// shapes: together they check this program on a machine without a GPU.
-const string Usage = "usage: GpuBench list | GpuBench config | GpuBench check [--cpu] | GpuBench step CONFIG [--cpu] [--tiny]   (CONFIG: {0}; check ignores --tiny: it always runs the tiny model)";
+// The .NET side of bench/gpu (README.md there). `list`: the names of the step's configurations. `config`: the reference
+// shape's config.json, which hf_step.py builds its model from. `check`: the tiny model's logits on the CPU and on the
+// device (exit 4 when they differ by more than 1e-4). `step CONFIG`: one GRPO step at the reference shape, CONFIG one of
+// StepConfig.All; one configuration per process, so that the peak GPU memory of one is not the allocator's cache of
+// another. `--cpu` runs on the CPU, `--tiny` at tiny shapes: together they check this program on a machine without a
+// GPU. Exit 1: usage; 2: no libtorch or no GPU; 3: out of memory.
+const string Usage = "usage: GpuBench list | GpuBench config | GpuBench check [--cpu] | GpuBench step CONFIG [--cpu] [--tiny]"
+    + "   (CONFIG: {0}; check ignores --tiny: it always runs the tiny model)";
 var configs = string.Join(", ", StepConfig.All.Select(c => c.Name));
 var flags = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
 var words = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToArray();
@@ -17,7 +19,8 @@ var unknown = flags.Except(["--cpu", "--tiny"]).FirstOrDefault();
 var config = words is ["step", var name] ? StepConfig.All.FirstOrDefault(c => c.Name == name) : null;
 if (unknown is not null || !(words is ["check"] or ["config"] or ["list"] || config is not null) || (words is ["config"] or ["list"] && flags.Count > 0))
 {
-    Console.Error.WriteLine(unknown is not null ? $"unknown option {unknown}" : words is ["step", var n] ? $"unknown configuration {n}; expected one of {configs}" : string.Format(Usage, configs));
+    Console.Error.WriteLine(unknown is not null ? $"unknown option {unknown}"
+        : words is ["step", var n] ? $"unknown configuration {n}; expected one of {configs}" : string.Format(Usage, configs));
     return 1;
 }
 
@@ -50,7 +53,8 @@ try
     foreach (var library in mapped) Console.WriteLine($"mapped: {library}");
     var shims = mapped.Where(p => Path.GetFileName(p).StartsWith("libLibTorchSharp", StringComparison.Ordinal)).ToList();
     if (shims.Count > 1)
-        Console.WriteLine($"two shims are mapped: TorchSharp calls the one its loader found by name ({string.Join(", ", shims)}); {LibTorchBackend.ShimVariable} alone does not replace it");
+        Console.WriteLine($"two shims are mapped: TorchSharp calls the one its loader found by name ({string.Join(", ", shims)}); "
+            + $"{LibTorchBackend.ShimVariable} alone does not replace it");
     device = flags.Contains("--cpu") ? CPU : TorchRuntime.DefaultDevice();
     if (device.type != DeviceType.CUDA && !flags.Contains("--cpu"))
         throw new LibTorchBackendException($"no CUDA device is usable ({TorchRuntime.Backend}); run.sh sets VRFT_LIBTORCH to a CUDA PyTorch's torch/lib, or pass --cpu");
@@ -67,7 +71,8 @@ try
     {
         var (diff, values) = LogitsCheck.Run(device);
         var agree = diff <= LogitsCheck.Tolerance;
-        Console.WriteLine($"tiny model logits, cpu vs {device}: max |difference| {diff:E2} over {values:N0} values; agree within {LogitsCheck.Tolerance:E0}: {(agree ? "yes" : "NO")}");
+        Console.WriteLine($"tiny model logits, cpu vs {device}: max |difference| {diff:E2} over {values:N0} values; "
+            + $"agree within {LogitsCheck.Tolerance:E0}: {(agree ? "yes" : "NO")}");
         return agree ? 0 : 4;
     }
     return StepBench.Run(flags.Contains("--tiny") ? Shape.Tiny : Shape.Reference, config!, device);
@@ -82,5 +87,5 @@ catch (ExternalException e) when (e.Message.Contains("out of memory", StringComp
 // here, and TorchSharp's calls would go to whichever its loader found first.
 static IEnumerable<string> MappedLibraries() =>
     File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6)
-        .Select(f => f[5]).Where(p => Path.GetFileName(p) is var n && (n.StartsWith("libtorch", StringComparison.Ordinal) || n.StartsWith("libc10", StringComparison.Ordinal)
-            || n.StartsWith("libLibTorchSharp", StringComparison.Ordinal))).Distinct();
+        .Select(f => f[5]).Where(p => Path.GetFileName(p) is var n && new[] { "libtorch", "libc10", "libLibTorchSharp" }.Any(x => n.StartsWith(x, StringComparison.Ordinal)))
+        .Distinct();

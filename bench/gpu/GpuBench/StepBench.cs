@@ -79,8 +79,9 @@ static class StepBench
         });
         Console.WriteLine($"\n== {shape.Name}, {config.What}; {shape.DType} on {device}; {shape.ImageSize} × {shape.ImageSize} image = {shape.ImageTokens} image tokens"
             + $" + {shape.TextTokens} text tokens, G = {shape.G}, {shape.NewTokens} new tokens");
-        Console.WriteLine($"model: {model.parameters().Sum(p => p.numel()):N0} parameters, {policy.TrainableParameters().Sum(p => p.Parameter.numel()):N0} trained; random weights, built in {buildS:F1} s");
-        Console.WriteLine($"MemoryPlan (counted before any weight was allocated):\n{plan}");
+        Console.WriteLine($"model: {model.parameters().Sum(p => p.numel()):N0} parameters, {policy.TrainableParameters().Sum(p => p.Parameter.numel()):N0} trained; "
+            + $"random weights, built in {buildS:F1} s");
+        Console.WriteLine($"MemoryPlan (counted from the config on the meta device):\n{plan}");
 
         var options = GrpoOptions.VisualRftPaper with
         {
@@ -123,9 +124,9 @@ static class StepBench
     }
 
     /// <summary>The config's model on <paramref name="device"/> with the initialisation of
-    /// <see cref="Qwen2VLForConditionalGeneration.Create"/> (N(0, 0.02), biases 0, norms 1) drawn on the device: Create draws
-    /// on the CPU, so that a seed gives the same weights everywhere, which takes many seconds of the GPU run's 8 minutes
-    /// for 2.2 B values that only need to be random here.</summary>
+    /// <see cref="Qwen2VLForConditionalGeneration.Create"/> (N(0, 0.02), biases 0, norms 1), drawn on the device: Create draws
+    /// every value on the CPU from one generator so that a seed gives the same weights everywhere, and the 2.2 B values
+    /// here only need to be random.</summary>
     static Qwen2VLForConditionalGeneration RandomModel(Shape shape, Device device)
     {
         var model = new Qwen2VLForConditionalGeneration(shape.Config, device, shape.DType);
