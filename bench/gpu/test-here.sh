@@ -7,7 +7,7 @@
 #   3. run.sh with a fake python3 on PATH whose "torch" is that libtorch-cpu folder: as 2.10.0 it keeps the package's
 #      shim and runs check and the steps (on the CPU, at tiny shapes); as 2.11.0+cu130 it builds the shim, which cannot
 #      compile here (no torch headers), says so and skips the .NET runs. transformers is not there: hf_step.py fails.
-#      With a 10 s budget the parts are skipped instead of started.
+#      Without VRFT_DEVICE=cpu the .NET runs refuse (no CUDA device); with a 10 s budget the parts are skipped.
 # Exit 0 when every expectation held; each failed one is printed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,6 +75,9 @@ expect "run.sh, PyTorch 2.10.0: step lora" "$tmp/run-2.10.log" "step lora: done"
 expect "run.sh, PyTorch 2.10.0: the summary table" "$tmp/run-2.10.log" "^\| full \| visualrft \|"
 expect "run.sh, PyTorch 2.10.0: transformers fails without transformers" "$tmp/run-2.10.log" "transformers: failed with exit 1"
 expect "run.sh, PyTorch 2.10.0: exit 1" "$tmp/run-2.10.log" "^exit 1$"
+
+PATH=$tmp/bin-2.10.0:$PATH VRFT_GPU_WORK=$tmp/work-nogpu bash "$here/run.sh" > "$tmp/run-nogpu.log" 2>&1
+expect "run.sh without a GPU: check and steps refuse (exit 2, no CUDA device)" "$tmp/run-nogpu.log" "step full: failed with exit 2: .*no CUDA device is usable"
 
 PATH=$tmp/bin-2.10.0:$PATH VRFT_GPU_BUDGET_S=10 VRFT_GPU_WORK=$tmp/work-budget bash "$here/run.sh" > "$tmp/run-budget.log" 2>&1
 expect "run.sh, a 10 s budget: the runs are skipped, not started" "$tmp/run-budget.log" "check: failed with exit 124: skipped: -?[0-9]+ s of the 10 s budget left"
