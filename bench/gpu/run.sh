@@ -59,6 +59,12 @@ command -v nvidia-smi > /dev/null && note "GPU: $(nvidia-smi --query-gpu=name,me
 
 tar -xzf "$carry/vrft-gpu.tar.gz" -C "$work"
 export DOTNET_ROOT=$work/vrft-gpu/dotnet
+# The .NET runtime needs ICU for culture data unless told to do without; container images of PyTorch often lack it, and
+# the bench formats and parses with the invariant culture only (test-here.sh runs it in this mode too).
+if ! ldconfig -p 2> /dev/null | grep -q 'libicuuc\.so'; then
+    export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
+    note "no libicu on this machine: .NET runs in globalization-invariant mode"
+fi
 app=$work/vrft-gpu/app
 bench=("$DOTNET_ROOT/dotnet" "$app/GpuBench.dll")   # an array, not a function: timeout runs it
 # VRFT_GPU_BENCH_FLAGS: options for GpuBench check and step (test-here.sh passes --cpu --tiny to run this script here)

@@ -30,6 +30,7 @@ if [ "$size" -lt $((64 << 20)) ]; then echo "ok: carry/ is $size bytes"; else ec
 # 2. the carried app, directly
 tar -xzf "$here/carry/vrft-gpu.tar.gz" -C "$tmp"
 direct() { env -i HOME="$HOME" PATH=/usr/bin:/bin DOTNET_ROOT="$tmp/vrft-gpu/dotnet" VRFT_LIBTORCH="$libtorch" VRFT_THREADS=1 \
+    ${DOTNET_SYSTEM_GLOBALIZATION_INVARIANT:+DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=$DOTNET_SYSTEM_GLOBALIZATION_INVARIANT} \
     "$tmp/vrft-gpu/dotnet/dotnet" "$tmp/vrft-gpu/app/GpuBench.dll" "$@"; }
 direct check --cpu > "$tmp/check.log" 2>&1
 expect "carried app: check --cpu" "$tmp/check.log" "agree within 1E-004: yes"
@@ -37,6 +38,11 @@ for config in $(direct list); do
     direct step "$config" --cpu --tiny > "$tmp/step-$config.log" 2>&1
     expect "carried app: step $config --cpu --tiny" "$tmp/step-$config.log" '^RESULT \{"stack":"visualrft","config":"'"$config"'"'
 done
+# run.sh sets this where the machine has no libicu (PyTorch container images)
+DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 direct step full --cpu --tiny > "$tmp/invariant.log" 2>&1
+expect "carried app: step full --cpu --tiny without ICU (globalization-invariant mode)" "$tmp/invariant.log" '^RESULT \{"stack":"visualrft","config":"full"'
+DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 direct check --cpu > "$tmp/invariant-check.log" 2>&1
+expect "carried app: check --cpu without ICU" "$tmp/invariant-check.log" "agree within 1E-004: yes"
 direct step full > "$tmp/no-gpu.log" 2>&1
 echo "exit $?" >> "$tmp/no-gpu.log"
 expect "carried app: without --cpu and without a GPU it refuses with exit 2" "$tmp/no-gpu.log" "no CUDA device is usable.*|exit 2"
