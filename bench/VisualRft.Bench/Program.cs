@@ -11,20 +11,24 @@ using static TorchSharp.torch;
 // sequence for every token. `grpo`: the GRPO step of the tiny model (time split, rollout tokens/s at G = 8 and 64 new
 // tokens, KV cache vs recompute, peak memory). `serve [SOAK_SECONDS]`: vrft score's lines/s beside the reward server's
 // completions/s over loopback (no libtorch; ServeBench). `runner [CELLS]`: memory of `vrft run` per 1,000 cells of a long
-// notebook (default 1,000 cells; 2,000 reach about 650 MB resident).
+// notebook (default 1,000 cells; 2,000 reach about 650 MB resident). `memory`: MemoryPlan's activations and gradients
+// against the measured peak of a GRPO update (a tiny-shaped and a 2B-shaped model, with and without checkpointing).
 if (args.Length is 1 or 2 && args[0] == "serve")
     return VisualRft.Bench.ServeBench.Run(args.Length == 2 && int.TryParse(args[1], out var soak) && soak > 0 ? soak : 0);
 if (args is ["runner"] or ["runner", _])
     return VisualRft.Bench.RunnerBench.Run(args.Length == 2 && int.TryParse(args[1], out var n) && n >= 2 * VisualRft.Bench.RunnerBench.Every ? n : 1000);
-if (args.Length != 1 || args[0] is not ("rollout" or "model" or "grpo"))
+if (args is ["memory", var index] && int.TryParse(index, out var i))
+    return VisualRft.Bench.MemoryBench.Run(i);
+if (args.Length != 1 || args[0] is not ("rollout" or "model" or "grpo" or "memory"))
 {
-    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo|serve [SOAK_SECONDS]|runner [CELLS >= 500]");
+    Console.Error.WriteLine("usage: dotnet run --project bench/VisualRft.Bench -c Release -- rollout|model|grpo|memory|serve [SOAK_SECONDS]|runner [CELLS >= 500]");
     return 2;
 }
 TorchRuntime.EnsureLoaded();
 Console.WriteLine(TorchRuntime.Describe());
 if (args[0] == "rollout") return VisualRft.Bench.RolloutBench.Run();
 if (args[0] == "grpo") return VisualRft.Bench.GrpoBench.Run();
+if (args[0] == "memory") return VisualRft.Bench.MemoryBench.Run();
 var bandwidth = ModelBench.CopyBandwidth();
 Console.WriteLine($"copy bandwidth (read + write): {bandwidth / 1e9:F1} GB/s");
 ModelBench.Run("tiny (Qwen2-VL code path, 64 wide)", Qwen2VLConfig.Tiny(), ScalarType.Float32, batch: 8, prompt: 64, newTokens: 32, recomputeTokens: 32, bandwidth);

@@ -60,7 +60,12 @@ public static class PaperScale
             missing.Add($"model weights: {modelFolder} has no config.json and *.safetensors of {r.Model} (download the Hugging Face repository Qwen/{r.Model} into it)");
         else
         {
-            try { plan = Training.MemoryPlan.For(Models.Qwen2VL.Qwen2VLConfig.Load(Path.Combine(modelFolder, "config.json"))); }
+            // The run one 80 GB GPU can hold: bf16 weights on float32 master weights, every layer checkpointed.
+            try
+            {
+                plan = Training.MemoryPlan.For(Models.Qwen2VL.Qwen2VLConfig.Load(Path.Combine(modelFolder, "config.json")),
+                    new Training.MemoryPlanOptions { DType = TorchSharp.torch.ScalarType.BFloat16, GradientCheckpointing = true });
+            }
             catch (InvalidDataException e) { missing.Add($"a readable config.json: {e.Message}"); }
             if (plan?.Refusal(80) is { } tooBig) missing.Add($"memory: {tooBig}");
         }
@@ -75,7 +80,7 @@ public static class PaperScale
         if (missing.Count == 0) return r with { Plan = plan };
         throw new PaperScaleUnavailableException(
             $"Table {table} at paper scale needs {Gpu}; expect {r.ExpectedTime}."
-            + (plan is null ? "" : $" A full-parameter GRPO run of this model holds at least {plan.Total / (double)(1L << 30):0.0} GiB before activations (`vrft plan` for LoRA or a frozen tower).")
+            + (plan is null ? "" : $" A full-parameter bf16 GRPO run of this model with gradient checkpointing needs about {plan.Total / (double)(1L << 30):0.0} GiB (`vrft plan` for other settings).")
             + " Missing:\n- " + string.Join("\n- ", missing));
     }
 }

@@ -134,7 +134,7 @@ public sealed class PolicyOptimizer : IDisposable
         }
         Inner.zero_grad();
         if (HasMasterWeights)
-            foreach (var p in _params) p.grad?.zero_();
+            foreach (var p in _params) p.grad = null;   // freed, as AdamW's zero_grad frees the masters' (set_to_none)
         StepCount++;
         PendingMicroBatches = 0;
         _lossProblem = null;

@@ -66,7 +66,7 @@ public class PaperScaleTests
             Assert.Equal(3, checkedRun.Table);
             Assert.Equal(2_208_985_600, checkedRun.Plan!.Parameters);
             // Without a GPU the refusal also says what the run will hold.
-            Assert.Contains("at least 41.4 GiB before activations",
+            Assert.Contains("A full-parameter bf16 GRPO run of this model with gradient checkpointing needs about",
                 Assert.Throws<PaperScaleUnavailableException>(() => PaperScale.Check(3, model.FullName, Path.Combine(root.FullName, "data"), cudaAvailable: false)).Message);
         }
         finally { root.Delete(true); }

@@ -49,8 +49,22 @@ public sealed class MemoryPlanTests(TinyTrainerFixture fx) : IClassFixture<TinyT
         var plan = MemoryPlan.For(fx.NewConfig());
         Assert.Null(plan.Refusal(1));
         var refusal = MemoryPlan.For(fx.NewConfig()).Refusal(1e-6);
-        Assert.Contains("before activations", refusal);
+        Assert.Contains("activations", refusal);
         Assert.Contains("weights", refusal);
         Assert.Contains("--lora", refusal);
+    }
+    [Fact]
+    public void Bf16_adds_float32_master_weights_and_checkpointing_or_LoRA_keep_fewer_activations()
+    {
+        var config = Qwen2VLConfig.Qwen2VL2B();
+        var plain = MemoryPlan.For(config, new MemoryPlanOptions { DType = ScalarType.BFloat16 });
+        Assert.Equal(4 * plain.Trainable, plain.MasterWeights);
+        Assert.Equal(2 * 4 * plain.Trainable, plain.Optimizer);   // AdamW's moments in float32 beside bf16 weights
+        Assert.Equal(0, MemoryPlan.For(config).MasterWeights);
+        var checkpointed = MemoryPlan.For(config, new MemoryPlanOptions { DType = ScalarType.BFloat16, GradientCheckpointing = true });
+        Assert.InRange(checkpointed.Activations, 1, plain.Activations / 2);
+        var lora = MemoryPlan.For(config, new MemoryPlanOptions { DType = ScalarType.BFloat16, Lora = new LoraConfig { R = 64, Alpha = 128 } });
+        Assert.InRange(lora.Activations, 1, plain.Activations - 1);   // frozen weights keep no inputs for their gradients
+        Assert.True(checkpointed.Total < plain.Total && plain.Total <= 80L << 30, $"{plain.Total >> 30} GiB");
     }
 }

@@ -47,7 +47,7 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     public bool GradientCheckpointing
     {
         get => model.GradientCheckpointing;
-        set => model.GradientCheckpointing = visual.GradientCheckpointing = value;
+        set => model.GradientCheckpointing = value;
     }
 
     // A recomputed block must compute what its first pass did; LoRA dropout would draw a second mask.
@@ -67,6 +67,8 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
     {
         using var finalizers = FinalizerGate.Hold();
         CheckRecomputable();
+        // A tower that nothing in trains builds no graph, and recomputing it would only cost time.
+        visual.GradientCheckpointing = GradientCheckpointing && (Adapters?.TouchesVision == true || visual.parameters().Any(p => p.requires_grad));
         ThreadPolicy.Use(pixelValues.shape[0], Config.Vision.Width, Config.Vision.IntermediateSize, ElementSize);
         return visual.forward(pixelValues, gridThw);
     }

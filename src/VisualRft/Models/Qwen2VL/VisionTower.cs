@@ -19,7 +19,7 @@ public sealed class VisionTower : nn.Module
     public readonly PatchMerger merger;
 
     /// <summary>Recompute each block's activations in the backward (<see cref="GradientCheckpoint"/>) when a forward records
-    /// gradients; set through <see cref="Qwen2VLForConditionalGeneration.GradientCheckpointing"/>.</summary>
+    /// gradients; set by <see cref="Qwen2VLForConditionalGeneration.EncodeImages"/> when the model checkpoints and the tower trains.</summary>
     internal bool GradientCheckpointing { get; set; }
 
     public VisionTower(Qwen2VLVisionConfig cfg, bool qwen25, Device? device = null, ScalarType? dtype = null) : base("visual")
