@@ -27,14 +27,11 @@ sealed record Shape(string Name, Qwen2VLConfig Config, ScalarType DType, int Ima
     public static Shape Tiny { get; } = new("tiny shapes", Qwen2VLConfig.Tiny(vocabSize: QwenIdTokenizer.ModelVocab, imageTokenId: 151_655,
         videoTokenId: 151_656, visionStartTokenId: 151_652, visionEndTokenId: 151_653), ScalarType.BFloat16, 112, 60, 8, 16);
 
-    public int ImageTokens
-    {
-        get
-        {
-            var side = ImageSize / (Config.Vision.PatchSize * Config.Vision.SpatialMergeSize);
-            return side * side;
-        }
-    }
+    /// <summary>The vision tower's rows: patches of the image before the spatial merge (448 × 448: 1,024).</summary>
+    public int ImagePatches => ImageSize / Config.Vision.PatchSize * (ImageSize / Config.Vision.PatchSize);
+
+    /// <summary>Merged image tokens in the prompt (448 × 448: 256).</summary>
+    public int ImageTokens => ImagePatches / (Config.Vision.SpatialMergeSize * Config.Vision.SpatialMergeSize);
 }
 
 /// <summary>What one configuration of the step trains.</summary>
@@ -76,6 +73,7 @@ static class StepBench
         var plan = MemoryPlan.For(shape.Config, new MemoryPlanOptions
         {
             NumGenerations = shape.G, PromptTokens = promptTokens, MaxNewTokens = shape.NewTokens, Lora = config.Lora, DType = shape.DType,
+            GradientCheckpointing = config.Checkpointing, ImagePatches = shape.ImagePatches,
         });
         Console.WriteLine($"\n== {shape.Name}, {config.What}; {shape.DType} on {device}; {shape.ImageSize} × {shape.ImageSize} image = {shape.ImageTokens} image tokens"
             + $" + {shape.TextTokens} text tokens, G = {shape.G}, {shape.NewTokens} new tokens");
@@ -101,7 +99,7 @@ static class StepBench
                 + $"AdamW {t.OptimizerMs / 1e3:F2} s; {stepS:F2} s in all; mean completion {metrics.CompletionLength:F1} tokens{(i == 0 ? " (warm-up)" : "")}");
         }
         var (peak, why) = memory.Peak();
-        Console.WriteLine($"{memory.What} over build and both steps: {(peak is { } b ? Gib(b) : why)}; MemoryPlan total {Gib(plan.Total)} (before activations)");
+        Console.WriteLine($"{memory.What} over build and both steps: {(peak is { } b ? Gib(b) : why)}; MemoryPlan's peak {Gib(plan.Total)}");
         var m = metrics!;
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(new Dictionary<string, object?>
         {
