@@ -9,7 +9,7 @@
 #   4. hf_step.py: the same step with transformers (full parameters, and with gradient checkpointing); then
 #      summary.py's table against the targets of issue 17.
 # It goes on after a failed part and says which failed; logs go to $VRFT_GPU_WORK/logs (and $OUT/logs when set).
-# Exit: 0 all parts ran, 1 a part failed, 2 the machine lacks something (carry/, python3 with torch, a GPU).
+# Exit: 0 all parts ran, 1 a part failed (a missing GPU among them), 2 no carry/ or no python3 with torch.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 carry=$here/carry
