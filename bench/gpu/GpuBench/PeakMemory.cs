@@ -31,6 +31,8 @@ sealed class PeakMemory : IDisposable
             var p = Process.Start(new ProcessStartInfo("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits", $"--id={id}", "-lms", "20"])
             { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
             var memory = new PeakMemory(p, null);
+            // run.sh's timeout ends the bench with SIGTERM, which skips Dispose: the sampler must not outlive it
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => memory.Dispose();
             p.OutputDataReceived += (_, e) => memory.Sample(e.Data);
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
@@ -79,9 +81,11 @@ sealed class PeakMemory : IDisposable
             : (long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) << 10, null);
     }
 
+    int disposed;
+
     public void Dispose()
     {
-        if (smi is null) return;
+        if (smi is null || Interlocked.Exchange(ref disposed, 1) == 1) return;
         try { if (!smi.HasExited) smi.Kill(); } catch (InvalidOperationException) { }
         smi.WaitForExit();
         smi.Dispose();
