@@ -64,7 +64,7 @@ def prompt(config, device):
     """[im_start, text...] + vision_start + 256 image tokens + vision_end + [text..., im_end, im_start, text]: 316 tokens."""
     image_tokens = (SIDE // 28) ** 2
     g = torch.Generator().manual_seed(0)
-    words = torch.randint(0, 150_000, (TEXT - 4,), generator=g).tolist()
+    words = torch.randint(0, 150_000, (TEXT - 5,), generator=g).tolist()   # 5: im_start, vision_start/end, im_end, im_start
     ids = [151644] + words[:10] + [config.vision_start_token_id] + [config.image_token_id] * image_tokens + [config.vision_end_token_id] \
         + words[10:] + [151645, 151644]
     assert len(ids) == image_tokens + TEXT, len(ids)
