@@ -128,7 +128,7 @@ def main():
         print(f"{name}: peak max_memory_allocated {allocated:.2f} GiB, nvidia-smi {peak} GiB", flush=True)
         print("RESULT " + json.dumps({"stack": "transformers", "config": name, "device": str(device), "generate_s": round(generate, 3),
                                       "update_s": round(update, 3), "completion_tokens": length, "peak_gib": peak,
-                                      "peak_measure": "peak GPU memory used (nvidia-smi, 20 ms samples)",
+                                      "peak_measure": "peak GPU memory used (nvidia-smi, 20 ms samples)" if peak is not None else "no nvidia-smi",
                                       "peak_allocated_gib": round(allocated, 3)}), flush=True)
         if name == "checkpointing":
             model.gradient_checkpointing_disable()
