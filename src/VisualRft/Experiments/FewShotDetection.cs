@@ -143,6 +143,13 @@ public static class FewShotDetection
     public static IReadOnlyList<VisualSample> Train(DatasetManifest m, int shots, int seed) =>
         SyntheticDataset.Generate(m.With(shots: shots, seed: TrainSeed(m, seed)), DatasetSplit.Train);
 
+    /// <summary>The size of <see cref="Train"/>'s split for <paramref name="shots"/>, without generating it.</summary>
+    public static long TrainCount(DatasetManifest m, int shots)
+    {
+        var withShots = m.With(shots: shots);
+        return withShots.ImageCount(withShots.Train);
+    }
+
     /// <summary>Runs base evaluation, then Visual-RFT, SFT and their evaluations for each seed; <paramref name="log"/> gets progress lines.</summary>
     public static FewShotDetectionResult Run(FewShotDetectionOptions options, Func<VisionLanguagePolicy> loadBase, Action<string>? log = null,
         Action<int, StepMetrics>? onRftStep = null, CancellationToken cancellation = default)
@@ -152,7 +159,7 @@ public static class FewShotDetection
         if (m.Task != VisualTask.Detection) throw new ArgumentException($"dataset '{options.Dataset}' is not a detection task");
         var heldOut = HeldOut(m, options.HeldOut, options.TestPerCategory);
         var reward = TaskReward.Create(VisualTask.Detection, options.Recipe.Preset);
-        var trainCount = m.With(shots: options.Shots).ImageCount(m.Train);
+        var trainCount = TrainCount(m, options.Shots);
         log($"{trainCount} training samples ({options.Shots} per category), {heldOut.Count} {(options.HeldOut == HeldOutSplit.Test ? "held-out test" : "validation")} samples, "
             + $"seed{(options.SeedCount == 1 ? "" : "s")} {string.Join(", ", options.Seeds)}");
 

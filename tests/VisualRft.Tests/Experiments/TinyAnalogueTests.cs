@@ -97,6 +97,9 @@ public class TinyAnalogueTests
         Assert.Empty(prints(val).Intersect(prints(b)));
         Assert.Equal(32, test.Count);
         Assert.Equal(m.NovelCategories, test.Select(s => s.Category).Distinct());
+        // The count a run reports is the set it trains on, at any shot count (16 shots once reported 32 images).
+        Assert.Equal(a.Count, FewShotDetection.TrainCount(m, 4));
+        Assert.Equal(FewShotDetection.Train(m, 16, 1).Count, FewShotDetection.TrainCount(m, 16));
     }
 
     [Fact]
