@@ -18,6 +18,9 @@ public sealed record SftOptions
     public double WeightDecay { get; init; }
     public LrSchedule LrSchedule { get; init; } = LrSchedule.Linear;
     public long Seed { get; init; } = 42;
+    /// <summary>Recompute each decoder layer and vision block in the backward (HF <c>gradient_checkpointing</c>), as GRPO's
+    /// option of the same name.</summary>
+    public bool GradientCheckpointing { get; init; }
 
     /// <summary>The optimizer knobs in the form <see cref="PolicyOptimizer"/> takes (one micro-batch per step).</summary>
     public OptimizerOptions Optimizer => new()
@@ -48,6 +51,7 @@ public sealed class SftTrainer : IDisposable
         _train = train;
         _order = new PromptOrder(train.Count, options.Seed);
         Optimizer = new PolicyOptimizer(policy.TrainableParameters(), options.Optimizer, totalSteps);
+        policy.Model.GradientCheckpointing = options.GradientCheckpointing;
     }
 
     public VisionLanguagePolicy Policy { get; }

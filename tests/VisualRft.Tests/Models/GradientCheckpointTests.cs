@@ -4,12 +4,14 @@ using VisualRft.Models.Qwen2VL;
 using VisualRft.Policy;
 using VisualRft.Tests.Grpo;
 using VisualRft.TinyModel;
+using VisualRft.Training;
 using static TorchSharp.torch;
 
 namespace VisualRft.Tests.Models;
 
 /// <summary>Gradient checkpointing recomputes each block in the backward: the gradients are the plain pass's (float32,
-/// the tiny model with two decoder layers and two vision blocks), through the vision tower, under LoRA and in a GRPO step.</summary>
+/// the tiny model with two decoder layers and two vision blocks), through the vision tower, under LoRA, in a GRPO step and
+/// an SFT step. One collection: the tests count recomputed blocks, which another test's checkpointing would add to.</summary>
 [Collection(nameof(BitForBit))]
 public sealed class GradientCheckpointTests(TinyTrainerFixture fx) : IClassFixture<TinyTrainerFixture>
 {
@@ -87,6 +89,23 @@ public sealed class GradientCheckpointTests(TinyTrainerFixture fx) : IClassFixtu
         }
         var (plain, recomputed) = (Step(false), Step(true));
         Assert.Equal(plain.Reward.Mean, recomputed.Reward.Mean);   // the same rollout: only the update differs
+        Assert.True(plain.GradNorm > 0);
+        Assert.Equal(plain.Loss, recomputed.Loss, 1e-6);
+        Assert.Equal(plain.GradNorm, recomputed.GradNorm, 1e-6);
+    }
+    [Fact]
+    public void An_SFT_step_with_checkpointing_has_the_plain_steps_loss_and_gradient_norm()
+    {
+        SftStepResult Step(bool checkpointing)
+        {
+            using var policy = NewPolicy();
+            using var sft = new SftTrainer(policy, [.. fx.Data.Train.Take(4)], new SftOptions { BatchSize = 4, GradientCheckpointing = checkpointing }, totalSteps: 1);
+            var before = GradientCheckpoint.Recomputed;
+            var step = sft.Train().Single();
+            Assert.Equal(checkpointing, GradientCheckpoint.Recomputed > before);
+            return step;
+        }
+        var (plain, recomputed) = (Step(false), Step(true));
         Assert.True(plain.GradNorm > 0);
         Assert.Equal(plain.Loss, recomputed.Loss, 1e-6);
         Assert.Equal(plain.GradNorm, recomputed.GradNorm, 1e-6);
