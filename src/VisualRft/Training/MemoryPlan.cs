@@ -179,6 +179,6 @@ public sealed record MemoryPlan(long Parameters, long Trainable, long Weights, l
     {
         var sb = new StringBuilder($"| {Options.DType} | memory | |\n|---|---|---|\n");
         foreach (var (name, bytes, what) in Rows()) sb.Append($"| {name} | {Gib(bytes)} | {what} |\n");
-        return sb.Append($"| peak | {Gib(Total)} | weights, masters, moments and reference, plus the larger of the cache and the update (activations + gradients) |\n").ToString();
+        return sb.Append($"| peak | {Gib(Total)} | weights, masters, moments and reference, plus the larger of the cache and the update's peak |\n").ToString();
     }
 }
