@@ -21,7 +21,7 @@ static class GrpoBench
         var data = SyntheticDatasets.Load("shapes-detection", shots: 4, testSize: 1);
         using var policy = TinyQwen2Vl.Pretrained();
         Console.WriteLine($"tiny model: {policy.Model.parameters().Sum(p => p.numel()):N0} parameters, vocabulary {policy.Processor.Tokenizer.VocabSize}");
-        ResetPeak();
+        ProcessMemory.ResetPeak();
 
         // 1. GRPO steps: the paper's objective (β 0.04, μ 1), one prompt × G = 8 per step, up to 64 new tokens.
         var options = GrpoOptions.VisualRftPaper with { LearningRate = 1e-5, MaxCompletionLength = 64, GradientAccumulation = 1 };
@@ -35,7 +35,7 @@ static class GrpoBench
                 + $" + policy {Median(m => m.Time.PolicyMs):F0} + optimizer {Median(m => m.Time.OptimizerMs):F0} ms;"
                 + $" completion length {timed.Average(m => m.CompletionLength):F1} tokens; {Median(m => m.TokensPerSecond):F0} generated tokens/s");
         }
-        Console.WriteLine($"peak RSS during GRPO steps: {PeakMb():F0} MB");
+        Console.WriteLine($"peak RSS during GRPO steps: {ProcessMemory.PeakMb():F0} MB");
 
         // 2. Rollouts of exactly 64 tokens (no stop token), KV cache vs a full forward per token.
         var batch = policy.Encode([data.Train[0]]);
@@ -61,7 +61,7 @@ static class GrpoBench
         Console.WriteLine($"\n== rollout, G = {g} × {tokens} new tokens, prompt {ids.shape[1]} tokens (16 of them image)");
         Console.WriteLine($"KV cache: {kv * 1e3:F0} ms (median of 5), {g * tokens / kv:F0} tokens/s");
         Console.WriteLine($"recompute: {recompute * 1e3:F0} ms, {g * tokens / recompute:F0} tokens/s; KV-cache speed-up {recompute / kv:F1}x");
-        Console.WriteLine($"peak RSS over the whole run: {PeakMb():F0} MB");
+        Console.WriteLine($"peak RSS over the whole run: {ProcessMemory.PeakMb():F0} MB");
         return 0;
     }
 
@@ -89,17 +89,5 @@ static class GrpoBench
         seq.Dispose();
         seqMask.Dispose();
         return seconds;
-    }
-
-    // VmHWM is the peak resident set; writing 5 to clear_refs resets it (Linux).
-    static void ResetPeak()
-    {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
-    static double PeakMb()
-    {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:"));
-        return line is null ? double.NaN : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
 }

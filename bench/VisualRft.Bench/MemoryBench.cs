@@ -86,31 +86,17 @@ static class MemoryBench
         var completions = randint(10, 1010, [c.G, c.C], generator: g);
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        var before = ResidentMb();
-        ResetPeak();
+        var before = ProcessMemory.ResidentMb();
+        ProcessMemory.ResetPeak();
         using (var scope = NewDisposeScope())
         {
             var images = new ImageInputs(model.EncodeImages(pixels, grid), grid);
             var logps = model.CompletionLogProbs(ids, mask, images, c.G, completions, ones_like(completions));
             logps.mean().backward();
         }
-        var measured = (PeakMb() - before) * (1 << 20);
+        var measured = (ProcessMemory.PeakMb() - before) * (1 << 20);
         Console.WriteLine($"| {c.Label} | float32 | {promptTokens} + {c.C} × {c.G} | {Mib(planned)} | {Mib((long)measured)} | {measured / planned:F2} | {sw.Elapsed.TotalSeconds:F0} |");
     }
 
     static string Mib(long bytes) => $"{bytes / (double)(1 << 20):F0} MiB";
-
-    static void ResetPeak()
-    {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
-    static double ResidentMb() => StatusMb("VmRSS:");
-    static double PeakMb() => StatusMb("VmHWM:");
-
-    static double StatusMb(string key)
-    {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(key));
-        return line is null ? double.NaN : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
-    }
 }

@@ -115,8 +115,8 @@ public sealed record MemoryPlan(long Parameters, long Trainable, long Weights, l
             + (Saves("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj") ? h * e : 0)
             + (q + 2 * k) * e + (q + k) * e + q * e + q * e + (Saves("self_attn.o_proj") ? q * e : 0)
             + (Saves("mlp.gate_proj", "mlp.up_proj") ? h * e : 0) + 3 * i * e + (Saves("mlp.down_proj") ? i * e : 0)
-            + rank * e * new[] { "q_proj", "k_proj", "v_proj", "o_proj" }.Count(m => Adapted("self_attn." + m))
-            + rank * e * new[] { "gate_proj", "up_proj", "down_proj" }.Count(m => Adapted("mlp." + m));
+            + rank * e * new[] { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj" }
+                .Count(Adapted);
         // A full-parameter layer's stacked q/k/v and gate/up weights are concatenated for the product, and the copy is kept.
         long perLayer = full ? ((q + 2 * k) + 2 * i) * h * e : 0;
         long layers = t.NumHiddenLayers;

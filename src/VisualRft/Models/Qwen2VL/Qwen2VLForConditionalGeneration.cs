@@ -68,9 +68,9 @@ public sealed partial class Qwen2VLForConditionalGeneration : nn.Module
         using var finalizers = FinalizerGate.Hold();
         CheckRecomputable();
         // A tower that nothing in trains builds no graph, and recomputing it would only cost time.
-        visual.GradientCheckpointing = GradientCheckpointing && (Adapters?.TouchesVision == true || visual.parameters().Any(p => p.requires_grad));
+        var recompute = GradientCheckpointing && is_grad_enabled() && (Adapters?.TouchesVision == true || visual.parameters().Any(p => p.requires_grad));
         ThreadPolicy.Use(pixelValues.shape[0], Config.Vision.Width, Config.Vision.IntermediateSize, ElementSize);
-        return visual.forward(pixelValues, gridThw);
+        return visual.forward(pixelValues, gridThw, recompute);
     }
 
     /// <summary>Sets torch's threads (<see cref="ThreadPolicy"/>) for decoder work over <paramref name="tokens"/> rows: its

@@ -18,10 +18,6 @@ public sealed class VisionTower : nn.Module
     public readonly ModuleList<VisionBlock> blocks;
     public readonly PatchMerger merger;
 
-    /// <summary>Recompute each block's activations in the backward (<see cref="GradientCheckpoint"/>) when a forward records
-    /// gradients; set by <see cref="Qwen2VLForConditionalGeneration.EncodeImages"/> when the model checkpoints and the tower trains.</summary>
-    internal bool GradientCheckpointing { get; set; }
-
     public VisionTower(Qwen2VLVisionConfig cfg, bool qwen25, Device? device = null, ScalarType? dtype = null) : base("visual")
     {
         this.cfg = cfg;
@@ -32,8 +28,10 @@ public sealed class VisionTower : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>pixel_values [P, 1176] and image_grid_thw [n, 3] → image embeddings [P/merge², out_hidden].</summary>
-    public Tensor forward(Tensor pixelValues, Tensor gridThw)
+    /// <summary>pixel_values [P, 1176] and image_grid_thw [n, 3] → image embeddings [P/merge², out_hidden]. With
+    /// <paramref name="recompute"/> each block keeps only its input and is recomputed in the backward (<see cref="GradientCheckpoint"/>;
+    /// <see cref="Qwen2VLForConditionalGeneration.EncodeImages"/> asks for it when the model checkpoints and the tower trains).</summary>
+    public Tensor forward(Tensor pixelValues, Tensor gridThw, bool recompute = false)
     {
         var grid = ReadGrid(gridThw, cfg.SpatialMergeSize);
         var patches = grid.Sum(g => g.T * g.H * g.W);
@@ -57,7 +55,6 @@ public sealed class VisionTower : nn.Module
         var (cos, sin) = (emb.cos(), emb.sin());
         var cuFrames = FrameBoundaries(grid);
         var full = cfg.FullAttBlockIndexes ?? [];
-        var recompute = GradientCheckpointing && is_grad_enabled();
         for (int i = 0; i < blocks.Count; i++)
         {
             var (block, cu) = (blocks[i], qwen25 && !full.Contains(i) ? cuWindow : cuFrames);
