@@ -119,10 +119,9 @@ build_shim() {
             && attempt headers-c++20 "$work/shim-20" libLibTorchSharp.so -S "$here/shim" -DTORCH_ROOT="$(dirname "$torch_lib")" \
                 -DTORCHSHARP_NATIVE="$native" -DTORCH_CXX11_ABI="$cxx11_abi" -DTORCHSHARP_CXX_STANDARD=20; } \
         || return 1
-    # TorchSharp loads libLibTorchSharp.so by name from the app folder; the built one takes the package's place there, so
-    # that the process maps one shim, the one LibTorchBackend preloads (VRFT_TORCHSHARP_NATIVE).
-    cp "$built" "$app/libLibTorchSharp.so"
-    export VRFT_TORCHSHARP_NATIVE=$app/libLibTorchSharp.so
+    # LibTorchBackend loads it first and names it LibTorchSharp.so (its soname), so TorchSharp's own load by name returns it
+    # instead of mapping the package's copy in the app folder beside it (NativeShim).
+    export VRFT_TORCHSHARP_NATIVE=$built
     command -v nm > /dev/null && note "shim: exports $(nm -D --defined-only "$built" | grep -c ' T THS') THS functions (the 0.107.0 package's: 1164)"
 }
 dotnet_ok=1

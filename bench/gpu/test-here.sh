@@ -2,8 +2,8 @@
 # What of bench/gpu can be checked on a build machine without a GPU or PyTorch:
 #   1. bash -n of the scripts; prepare.sh's carry/ exists (made now when missing) and is under 64 MiB;
 #   2. the carried app on the carried runtime (no SDK on PATH) runs check and every step configuration at --cpu --tiny,
-#      with VRFT_LIBTORCH naming the NuGet cache's libtorch-cpu, as run.sh names a PyTorch's torch/lib, and refuses
-#      without a GPU (unless --cpu) and without VRFT_LIBTORCH;
+#      with VRFT_LIBTORCH naming the NuGet cache's libtorch-cpu, as run.sh names a PyTorch's torch/lib, maps only the
+#      shim VRFT_TORCHSHARP_NATIVE names, and refuses without a GPU (unless --cpu) and without VRFT_LIBTORCH;
 #   3. run.sh with a fake python3 on PATH whose "torch" is that libtorch-cpu folder: as 2.10.0 it keeps the package's
 #      shim and runs check and the steps (on the CPU, at tiny shapes); as 2.11.0+cu130 it builds the shim, which cannot
 #      compile here (no torch headers), says so and skips the .NET runs. transformers is not there: hf_step.py fails.
@@ -31,6 +31,7 @@ if [ "$size" -lt $((64 << 20)) ]; then echo "ok: carry/ is $size bytes"; else ec
 tar -xzf "$here/carry/vrft-gpu.tar.gz" -C "$tmp"
 direct() { env -i HOME="$HOME" PATH=/usr/bin:/bin DOTNET_ROOT="$tmp/vrft-gpu/dotnet" VRFT_LIBTORCH="$libtorch" VRFT_THREADS=1 \
     ${DOTNET_SYSTEM_GLOBALIZATION_INVARIANT:+DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=$DOTNET_SYSTEM_GLOBALIZATION_INVARIANT} \
+    ${VRFT_TORCHSHARP_NATIVE:+VRFT_TORCHSHARP_NATIVE=$VRFT_TORCHSHARP_NATIVE} \
     "$tmp/vrft-gpu/dotnet/dotnet" "$tmp/vrft-gpu/app/GpuBench.dll" "$@"; }
 direct check --cpu > "$tmp/check.log" 2>&1
 expect "carried app: check --cpu" "$tmp/check.log" "agree within 1E-004: yes"
@@ -43,6 +44,13 @@ DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 direct step full --cpu --tiny > "$tmp/in
 expect "carried app: step full --cpu --tiny without ICU (globalization-invariant mode)" "$tmp/invariant.log" '^RESULT \{"stack":"visualrft","config":"full"'
 DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 direct check --cpu > "$tmp/invariant-check.log" 2>&1
 expect "carried app: check --cpu without ICU" "$tmp/invariant-check.log" "agree within 1E-004: yes"
+# a shim outside the app folder, as run.sh names the one it built: the process maps it and not the app's copy
+mkdir -p "$tmp/built" && cp "$tmp/vrft-gpu/app/libLibTorchSharp.so" "$tmp/built/"
+VRFT_TORCHSHARP_NATIVE=$tmp/built/libLibTorchSharp.so direct check --cpu > "$tmp/named-shim.log" 2>&1
+expect "carried app: check --cpu with VRFT_TORCHSHARP_NATIVE" "$tmp/named-shim.log" "agree within 1E-004: yes"
+expect "... the named shim is mapped" "$tmp/named-shim.log" "^mapped: $tmp/built/libLibTorchSharp.so$"
+if grep -q "^mapped: .*/app/libLibTorchSharp.so$" "$tmp/named-shim.log"; then echo "FAILED: ... the app's shim is mapped beside it"; bad=1
+else echo "ok: ... the app's shim is not mapped"; fi
 direct step full > "$tmp/no-gpu.log" 2>&1
 echo "exit $?" >> "$tmp/no-gpu.log"
 expect "carried app: without --cpu and without a GPU it refuses with exit 2" "$tmp/no-gpu.log" "no CUDA device is usable.*|exit 2"

@@ -15,6 +15,7 @@ public static class InfoCommand
             var o = parse.InvocationConfiguration.Output;
             o.WriteLine($"VisualRft {typeof(TorchRuntime).Assembly.GetName().Version}");
             o.WriteLine(TorchRuntime.Describe());
+            o.WriteLine($"TorchSharp native shim: {string.Join(", ", NativeShim.Mapped().DefaultIfEmpty(TorchRuntime.Backend.Shim ?? "TorchSharp's own"))}");
             o.WriteLine($"reward shims for verl, EasyR1, TRL: {Path.Combine(AppContext.BaseDirectory, "interop")}");
             return 0;
         });

@@ -22,7 +22,7 @@ public class TorchRuntimeTests
     public void The_backend_is_the_package_by_default_and_VRFT_LIBTORCH_requests_are_checked_before_anything_loads()
     {
         var package = LibTorchBackend.Choose(_ => null);
-        Assert.Equal(("package", LibTorchBackend.Expected, false), (package.Source, package.Version, package.HasCuda));
+        Assert.Equal(("package", LibTorchBackend.Expected, false, false), (package.Source, package.Version, package.HasCuda, package.ShimNamed));
         Assert.Equal("2.10", string.Join('.', LibTorchBackend.Expected.Split('.').Take(2)));
 
         var root = Directory.CreateTempSubdirectory("vrft-backend-").FullName;
@@ -53,7 +53,7 @@ public class TorchRuntimeTests
             Assert.Contains("set VRFT_TORCHSHARP_NATIVE to a libLibTorchSharp.so built against 2.11.0+cu130", Refusal(newer));
             var shim = Path.Combine(root, "libLibTorchSharp.so");
             File.WriteAllText(shim, "");
-            Assert.Equal(shim, Choose(newer, shim).Shim);
+            Assert.Equal((shim, true), (Choose(newer, shim).Shim, Choose(newer, shim).ShimNamed));
             Assert.Equal($"VRFT_TORCHSHARP_NATIVE={Path.Combine(root, "gone.so")}: no such file", Refusal(newer, Path.Combine(root, "gone.so")));
             Assert.Contains("python3 could not import torch (ModuleNotFoundError",
                 Refusal("auto", python: () => throw new LibTorchBackendException("VRFT_LIBTORCH=auto: python3 could not import torch (ModuleNotFoundError: No module named 'torch')")));
@@ -90,14 +90,18 @@ public class TorchRuntimeTests
     }
 
     [Fact]
-    public void Patching_is_idempotent_and_ignores_non_elf_files()
+    public void Patching_is_idempotent_names_the_shim_LibTorchSharp_so_and_ignores_non_elf_files()
     {
         Assert.False(NativeShim.PatchElf(new byte[100]));
+        Assert.Null(NativeShim.SonameOf(new byte[100]));
         var shim = Path.Combine(Path.GetDirectoryName(typeof(torch).Assembly.Location)!, "..", "..", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
         if (!File.Exists(shim)) shim = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
         var bytes = File.ReadAllBytes(shim);
         NativeShim.PatchElf(bytes);
+        Assert.Equal("LibTorchSharp.so", NativeShim.SonameOf(bytes));
         Assert.False(NativeShim.PatchElf(bytes));   // a second pass finds nothing left to change
+        var c10 = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libc10.so"));
+        Assert.Equal("libc10.so", NativeShim.SonameOf(c10));   // another library keeps its name
     }
 }
 

@@ -51,10 +51,6 @@ try
     Console.WriteLine(TorchRuntime.Describe());
     var mapped = MappedLibraries().ToList();
     foreach (var library in mapped) Console.WriteLine($"mapped: {library}");
-    var shims = mapped.Where(p => Path.GetFileName(p).StartsWith("libLibTorchSharp", StringComparison.Ordinal)).ToList();
-    if (shims.Count > 1)
-        Console.WriteLine($"two shims are mapped: TorchSharp calls the one its loader found by name ({string.Join(", ", shims)}); "
-            + $"{LibTorchBackend.ShimVariable} alone does not replace it");
     device = flags.Contains("--cpu") ? CPU : TorchRuntime.DefaultDevice();
     if (device.type != DeviceType.CUDA && !flags.Contains("--cpu"))
         throw new LibTorchBackendException($"no CUDA device is usable ({TorchRuntime.Backend}); run.sh sets VRFT_LIBTORCH to a CUDA PyTorch's torch/lib, or pass --cpu");
@@ -83,8 +79,7 @@ catch (ExternalException e) when (e.Message.Contains("out of memory", StringComp
     return 3;
 }
 
-// The libtorch and TorchSharp shim files this process mapped: a second shim (a built one and the package's) would show
-// here, and TorchSharp's calls would go to whichever its loader found first.
+// The libtorch and TorchSharp shim files this process mapped (TorchRuntime refuses a named shim that is not the only one).
 static IEnumerable<string> MappedLibraries() =>
     File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6)
         .Select(f => f[5]).Where(p => Path.GetFileName(p) is var n && new[] { "libtorch", "libc10", "libLibTorchSharp" }.Any(x => n.StartsWith(x, StringComparison.Ordinal)))

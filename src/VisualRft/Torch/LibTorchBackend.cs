@@ -23,7 +23,8 @@ namespace VisualRft.Torch;
 /// <param name="Version">libtorch's version as its folder states it, e.g. 2.10.0+cu128.</param>
 /// <param name="Shim">The TorchSharp shim loaded after libtorch (null: TorchSharp's own).</param>
 /// <param name="HasCuda">The folder holds libtorch_cuda.so.</param>
-public sealed record LibTorchBackend(string Source, string? Folder, string Version, string? Shim, bool HasCuda)
+/// <param name="ShimNamed"><see cref="Shim"/> is the one <c>VRFT_TORCHSHARP_NATIVE</c> names: it must be the only shim mapped.</param>
+public sealed record LibTorchBackend(string Source, string? Folder, string Version, string? Shim, bool HasCuda, bool ShimNamed = false)
 {
     public const string LibTorchVariable = "VRFT_LIBTORCH";
     public const string ShimVariable = "VRFT_TORCHSHARP_NATIVE";
@@ -43,7 +44,7 @@ public sealed record LibTorchBackend(string Source, string? Folder, string Versi
         if (string.IsNullOrWhiteSpace(requested))
         {
             var package = PackageFolders().FirstOrDefault(d => File.Exists(Path.Combine(d, "libtorch_cpu.so")));
-            return new("package", package, Expected, shim ?? NativeShim.CandidatePaths().FirstOrDefault(), false);
+            return new("package", package, Expected, shim ?? NativeShim.CandidatePaths().FirstOrDefault(), false, shim is not null);
         }
         var auto = requested.Trim() == "auto";
         var folder = Path.GetFullPath(auto ? (pythonTorchLib ?? PythonTorchLib)() : requested);
@@ -58,21 +59,24 @@ public sealed record LibTorchBackend(string Source, string? Folder, string Versi
             throw new LibTorchBackendException($"{what} holds libtorch {version}, but TorchSharp {typeof(torch).Assembly.GetName().Version} needs {Expected}: "
                 + $"install PyTorch {Minor(Expected)}.x, or set {ShimVariable} to a libLibTorchSharp.so built against {version} (bench/gpu builds one)");
         return new(auto ? $"{LibTorchVariable}=auto" : LibTorchVariable, folder, version, shim ?? NativeShim.CandidatePaths().FirstOrDefault(),
-            File.Exists(Path.Combine(folder, "libtorch_cuda.so")));
+            File.Exists(Path.Combine(folder, "libtorch_cuda.so")), shim is not null);
     }
 
     static readonly string[] Required = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
 
-    /// <summary>Loads the libraries in dependency order, then the shim; a failure names the library and the linker's reason.</summary>
-    internal void Load()
+    /// <summary>Loads the libraries in dependency order, then the shim, and returns the shim's handle (zero when TorchSharp's
+    /// own search decides); a failure names the library and the linker's reason.</summary>
+    internal IntPtr Load()
     {
-        if (Folder is null || Shim is null) return;   // not a layout we know: TorchSharp's own search decides
+        if (Folder is null || Shim is null) return IntPtr.Zero;   // not a layout we know: TorchSharp's own search decides
+        if (ShimNamed) NativeShim.PrepareNamed(Shim);
         var libraries = Directory.GetFiles(Folder, "libgomp*.so*").Order(StringComparer.Ordinal)
             .Concat(new[] { "libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so" }.Select(f => Path.Combine(Folder, f)).Where(File.Exists))
             .Append(Shim);
+        var handle = IntPtr.Zero;
         foreach (var library in libraries)
         {
-            try { NativeLibrary.Load(library); }
+            try { handle = NativeLibrary.Load(library); }
             catch (DllNotFoundException e)
             {
                 // The runtime's message carries the dynamic linker's: the library and the missing symbol or version.
@@ -80,6 +84,7 @@ public sealed record LibTorchBackend(string Source, string? Folder, string Versi
                 throw new InvalidOperationException($"TorchSharp's native library {library} ({Source}) could not be loaded{why}: {e.Message}", e);
             }
         }
+        return handle;
     }
 
     /// <summary>The version a libtorch folder states: a PyTorch install's torch/version.py, a libtorch archive's

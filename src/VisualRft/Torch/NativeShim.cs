@@ -6,16 +6,26 @@ using TorchSharp;
 namespace VisualRft.Torch;
 
 /// <summary>
-/// Makes TorchSharp's native shim <c>libLibTorchSharp.so</c> loadable on Debian 12. TorchSharp 0.107's shim was linked
-/// against GCC 13 and asks for <c>GLIBCXX_3.4.32</c>, which Debian 12 (GCC 12) lacks, so the first torch call fails with
-/// a misleading "doesn't contain a reference to libtorch-cpu-linux-x64" (platform-notes.md §13). The only symbol of that
-/// version is an iostream initialiser with no relocation, so marking the version need as weak (VER_FLG_WEAK) lets glibc
-/// load the library unchanged otherwise. The patch is idempotent and touches the copies next to TorchSharp.dll, in the
-/// app folder and in the NuGet package folder.
+/// Prepares TorchSharp's native shim <c>libLibTorchSharp.so</c> for loading, with two idempotent edits of its ELF header
+/// (<see cref="PatchElf"/>), made to the copies next to TorchSharp.dll, in the app folder and in the NuGet package folder,
+/// and to a shim that <c>VRFT_TORCHSHARP_NATIVE</c> names:
+/// <list type="bullet">
+/// <item>Debian 12: TorchSharp 0.107's shim was linked against GCC 13 and asks for <c>GLIBCXX_3.4.32</c>, which Debian 12
+/// (GCC 12) lacks, so the first torch call fails with a misleading "doesn't contain a reference to libtorch-cpu-linux-x64"
+/// (platform-notes.md §13). The only symbol of that version is an iostream initialiser with no relocation, so marking the
+/// version need as weak (VER_FLG_WEAK) lets glibc load the library unchanged otherwise.</item>
+/// <item>One shim per process: TorchSharp loads its shim by name (<c>NativeLibrary.TryLoad("LibTorchSharp", …)</c>), which
+/// never asks a DllImport resolver and would find the package's copy in the app folder even after
+/// <see cref="LibTorchBackend"/> loaded another by path. The .NET loader's first try is the bare name
+/// <c>LibTorchSharp.so</c>, and glibc answers a bare name with an already loaded library of that soname; so the shim's
+/// soname becomes <see cref="Soname"/> (its string <c>libLibTorchSharp.so</c> read from the fourth byte), and TorchSharp's
+/// own load returns the shim already loaded.</item>
+/// </list>
 /// </summary>
 static class NativeShim
 {
     internal const string MissingVersion = "GLIBCXX_3.4.32";
+    internal const string Soname = "LibTorchSharp.so";
 
     /// <summary>
     /// Runs when this assembly is first used, so that the shim is patched even if the caller's next line touches a torch
@@ -58,7 +68,25 @@ static class NativeShim
         return dirs.Select(d => Path.Combine(d, "libLibTorchSharp.so")).Where(File.Exists).Distinct();
     }
 
-    /// <summary>Sets VER_FLG_WEAK on the GLIBCXX_3.4.32 version need of an ELF64 little-endian file.</summary>
+    /// <summary>The TorchSharp shims this process has mapped, from /proc/self/maps (Linux; empty elsewhere). One is right:
+    /// two mean TorchSharp loaded its own beside the one <see cref="LibTorchBackend"/> chose.</summary>
+    public static IReadOnlyList<string> Mapped() => OperatingSystem.IsLinux() && File.Exists("/proc/self/maps")
+        ? File.ReadLines("/proc/self/maps").Select(l => l.IndexOf('/') is var i and >= 0 ? l[i..] : "")
+            .Where(p => Path.GetFileName(p) == "libLibTorchSharp.so").Distinct().ToList()
+        : [];
+
+    /// <summary>Patches the shim <c>VRFT_TORCHSHARP_NATIVE</c> names, and refuses it in one line when its soname is not
+    /// <see cref="Soname"/> afterwards (TorchSharp would then map its own shim beside it).</summary>
+    internal static void PrepareNamed(string path)
+    {
+        TryPatch(path);
+        var soname = SonameOf(File.ReadAllBytes(path));
+        if (soname != Soname)
+            throw new LibTorchBackendException($"{LibTorchBackend.ShimVariable}={path}: its soname is {soname ?? "not set"}, so TorchSharp would load its own shim beside it: "
+                + $"link it with -Wl,-soname,{Soname}, or make it writable so that VisualRft can set that");
+    }
+
+    /// <summary>Applies <see cref="PatchElf"/> to a file, in place.</summary>
     /// <returns>true when the file was changed.</returns>
     internal static bool TryPatch(string path)
     {
@@ -77,46 +105,89 @@ static class NativeShim
         }
     }
 
+    /// <summary>Weakens the GLIBCXX_3.4.32 version need and renames <c>libLibTorchSharp.so</c> to <see cref="Soname"/>, in
+    /// an ELF64 little-endian image; other files are left alone.</summary>
+    /// <returns>true when <paramref name="d"/> was changed.</returns>
     internal static bool PatchElf(byte[] d)
     {
-        if (d.Length < 64 || d[0] != 0x7f || d[1] != (byte)'E' || d[2] != (byte)'L' || d[3] != (byte)'F' || d[4] != 2 || d[5] != 1)
-            return false;
+        if (!IsElf64(d)) return false;
+        var changed = false;
+        foreach (var (type, offset, size, strings) in Sections(d))
+        {
+            if (type == 0x6ffffffe) changed |= WeakenVersionNeed(d, offset, strings);   // SHT_GNU_verneed
+            if (type == 6) changed |= RenameSoname(d, offset, size, strings);           // SHT_DYNAMIC
+        }
+        return changed;
+    }
+
+    /// <summary>The soname of an ELF64 little-endian image; null when it has none.</summary>
+    internal static string? SonameOf(byte[] d)
+    {
+        if (!IsElf64(d)) return null;
+        foreach (var (type, offset, size, strings) in Sections(d).Where(s => s.Type == 6))
+            for (var e = offset; e + 16 <= offset + size; e += 16)
+                if (BinaryPrimitives.ReadInt64LittleEndian(d.AsSpan(e)) == 14)   // DT_SONAME
+                    return String(d, strings + (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(e + 8)));
+        return null;
+    }
+
+    static bool IsElf64(byte[] d) =>
+        d.Length >= 64 && d[0] == 0x7f && d[1] == (byte)'E' && d[2] == (byte)'L' && d[3] == (byte)'F' && d[4] == 2 && d[5] == 1;
+
+    /// <summary>Each section's type, file offset and size, and the file offset of the string table it links to.</summary>
+    static IEnumerable<(uint Type, int Offset, int Size, int Strings)> Sections(byte[] d)
+    {
         var shoff = (long)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(0x28));
         int shentsize = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(0x3A));
         int shnum = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(0x3C));
-        bool changed = false;
         for (int i = 0; i < shnum; i++)
         {
             var sh = (int)(shoff + (long)i * shentsize);
-            if (BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(sh + 4)) != 0x6ffffffe) continue;   // SHT_GNU_verneed
-            var off = (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(sh + 0x18));
             var link = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(sh + 0x28));
             var strSh = (int)(shoff + (long)link * shentsize);
-            var strOff = (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(strSh + 0x18));
-            var vn = off;
-            while (true)
-            {
-                int cnt = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(vn + 2));
-                var aux = vn + (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(vn + 8));
-                for (int j = 0; j < cnt; j++)
-                {
-                    var flags = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(aux + 4));
-                    var name = strOff + (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(aux + 8));
-                    var end = Array.IndexOf(d, (byte)0, name);
-                    if (Encoding.ASCII.GetString(d, name, end - name) == MissingVersion && (flags & 2) == 0)
-                    {
-                        BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(aux + 4), (ushort)(flags | 2));
-                        changed = true;
-                    }
-                    var next = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(aux + 12));
-                    if (next == 0) break;
-                    aux += next;
-                }
-                var vnNext = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(vn + 12));
-                if (vnNext == 0) break;
-                vn += vnNext;
-            }
+            yield return (BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(sh + 4)),
+                (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(sh + 0x18)), (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(sh + 0x20)),
+                (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(strSh + 0x18)));
         }
-        return changed;
+    }
+
+    static string String(byte[] d, int at) => Encoding.ASCII.GetString(d, at, Array.IndexOf(d, (byte)0, at) - at);
+
+    static bool WeakenVersionNeed(byte[] d, int vn, int strings)
+    {
+        var changed = false;
+        while (true)
+        {
+            int cnt = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(vn + 2));
+            var aux = vn + (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(vn + 8));
+            for (int j = 0; j < cnt; j++)
+            {
+                var flags = BinaryPrimitives.ReadUInt16LittleEndian(d.AsSpan(aux + 4));
+                if (String(d, strings + (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(aux + 8))) == MissingVersion && (flags & 2) == 0)
+                {
+                    BinaryPrimitives.WriteUInt16LittleEndian(d.AsSpan(aux + 4), (ushort)(flags | 2));
+                    changed = true;
+                }
+                var next = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(aux + 12));
+                if (next == 0) break;
+                aux += next;
+            }
+            var vnNext = (int)BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(vn + 12));
+            if (vnNext == 0) return changed;
+            vn += vnNext;
+        }
+    }
+
+    static bool RenameSoname(byte[] d, int offset, int size, int strings)
+    {
+        for (var e = offset; e + 16 <= offset + size; e += 16)
+        {
+            if (BinaryPrimitives.ReadInt64LittleEndian(d.AsSpan(e)) != 14) continue;   // DT_SONAME
+            var name = BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(e + 8));
+            if (String(d, strings + (int)name) != "lib" + Soname) return false;
+            BinaryPrimitives.WriteUInt64LittleEndian(d.AsSpan(e + 8), name + 3);   // the same string, less its "lib"
+            return true;
+        }
+        return false;
     }
 }

@@ -56,6 +56,9 @@ public static class TorchRuntime
                     throw new InvalidOperationException($"TorchSharp could not load its native libraries ({backend}; shims checked: "
                         + string.Join(", ", NativeShim.CandidatePaths()) + "): " + e.Message, e);
                 }
+                if (backend.ShimNamed && NativeShim.Mapped().Where(m => m != backend.Shim).ToList() is { Count: > 0 } others)
+                    throw new LibTorchBackendException($"{LibTorchBackend.ShimVariable}={backend.Shim} did not take effect: TorchSharp had loaded "
+                        + $"{string.Join(", ", others)}; call TorchRuntime.EnsureLoaded() before the first torch call");
                 _backend = backend;
             }
             if (threads is { } n)

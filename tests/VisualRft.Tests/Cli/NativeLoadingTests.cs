@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Compression;
 
 namespace VisualRft.Tests.Cli;
 
@@ -29,11 +30,13 @@ public class NativeLoadingTests
         finally { Directory.Delete(decoys, recursive: true); }
     }
 
-    static (int Code, string Output, string Error) Info(string libtorch)
+    static (int Code, string Output, string Error) Info(string libtorch) => Info(("VRFT_LIBTORCH", libtorch));
+
+    static (int Code, string Output, string Error) Info(params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "vrft.dll"), "info"])
             { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.Environment["VRFT_LIBTORCH"] = libtorch;
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         using var p = Process.Start(start)!;
         var error = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEnd();
@@ -63,6 +66,34 @@ public class NativeLoadingTests
             (code, _, error) = Info(debian);
             Assert.Equal(2, code);
             Assert.StartsWith($"vrft info: VRFT_LIBTORCH={debian} holds libtorch 1.13.1, but TorchSharp", error);
+            Assert.Single(error.Trim().Split('\n'));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    [Fact]
+    public void VRFT_TORCHSHARP_NATIVE_is_the_one_shim_the_process_maps_and_a_library_of_another_name_is_refused()
+    {
+        var root = Directory.CreateTempSubdirectory("vrft-shim-").FullName;
+        try
+        {
+            // the shim as the TorchSharp package ships it (soname libLibTorchSharp.so), outside every folder TorchSharp searches;
+            // TorchSharp's own load by name would map the app's copy beside it
+            var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p ? p
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+            var version = typeof(TorchSharp.torch).Assembly.GetName().Version!;
+            var shim = Path.Combine(root, "libLibTorchSharp.so");
+            using (var nupkg = ZipFile.OpenRead(Path.Combine(packages, "torchsharp", $"{version.ToString(3)}", $"torchsharp.{version.ToString(3)}.nupkg")))
+                nupkg.GetEntry("runtimes/linux-x64/native/libLibTorchSharp.so")!.ExtractToFile(shim);
+            var (code, output, error) = Info(("VRFT_TORCHSHARP_NATIVE", shim));
+            Assert.True(code == 0, output + error);
+            Assert.Contains($"TorchSharp native shim: {shim}{Environment.NewLine}", output);   // /proc/self/maps: that one, and only it
+
+            var c10 = Path.Combine(root, "libc10.so");
+            File.Copy(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libc10.so"), c10);
+            (code, _, error) = Info(("VRFT_TORCHSHARP_NATIVE", c10));
+            Assert.Equal(2, code);
+            Assert.StartsWith($"vrft info: VRFT_TORCHSHARP_NATIVE={c10}: its soname is libc10.so, so TorchSharp would load its own shim beside it", error);
             Assert.Single(error.Trim().Split('\n'));
         }
         finally { Directory.Delete(root, recursive: true); }
