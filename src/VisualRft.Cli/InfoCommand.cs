@@ -16,6 +16,7 @@ public static class InfoCommand
             o.WriteLine($"VisualRft {typeof(TorchRuntime).Assembly.GetName().Version}");
             o.WriteLine(TorchRuntime.Describe());
             o.WriteLine($"TorchSharp native shim: {string.Join(", ", NativeShim.Mapped().DefaultIfEmpty(TorchRuntime.Backend.Shim ?? "TorchSharp's own"))}");
+            o.WriteLine($"libtorch_cpu mapped: {string.Join(", ", NativeShim.Mapped("libtorch_cpu.so").DefaultIfEmpty("?"))}");
             o.WriteLine($"reward shims for verl, EasyR1, TRL: {Path.Combine(AppContext.BaseDirectory, "interop")}");
             return 0;
         });

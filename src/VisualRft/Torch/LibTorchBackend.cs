@@ -72,6 +72,7 @@ public sealed record LibTorchBackend(string Source, string? Folder, string Versi
         if (ShimNamed) NativeShim.PrepareNamed(Shim);
         var libraries = Directory.GetFiles(Folder, "libgomp*.so*").Order(StringComparer.Ordinal)
             .Concat(new[] { "libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so" }.Select(f => Path.Combine(Folder, f)).Where(File.Exists))
+            .Concat(Source == "package" ? [] : [NativeShim.TorchCpuAlias(Folder)])   // the package's own is what TorchSharp finds by name
             .Append(Shim);
         var handle = IntPtr.Zero;
         foreach (var library in libraries)

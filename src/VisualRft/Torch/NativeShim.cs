@@ -68,11 +68,12 @@ static class NativeShim
         return dirs.Select(d => Path.Combine(d, "libLibTorchSharp.so")).Where(File.Exists).Distinct();
     }
 
-    /// <summary>The TorchSharp shims this process has mapped, from /proc/self/maps (Linux; empty elsewhere). One is right:
-    /// two mean TorchSharp loaded its own beside the one <see cref="LibTorchBackend"/> chose.</summary>
-    public static IReadOnlyList<string> Mapped() => OperatingSystem.IsLinux() && File.Exists("/proc/self/maps")
+    /// <summary>The files of this name (TorchSharp's shim by default) that this process has mapped, from /proc/self/maps
+    /// (Linux; empty elsewhere). One is right: two shims mean TorchSharp loaded its own beside the one
+    /// <see cref="LibTorchBackend"/> chose.</summary>
+    public static IReadOnlyList<string> Mapped(string fileName = "libLibTorchSharp.so") => OperatingSystem.IsLinux() && File.Exists("/proc/self/maps")
         ? File.ReadLines("/proc/self/maps").Select(l => l.IndexOf('/') is var i and >= 0 ? l[i..] : "")
-            .Where(p => Path.GetFileName(p) == "libLibTorchSharp.so").Distinct().ToList()
+            .Where(p => Path.GetFileName(p) == fileName).Distinct().ToList()
         : [];
 
     /// <summary>Patches the shim <c>VRFT_TORCHSHARP_NATIVE</c> names, and refuses it in one line when its soname is not
@@ -124,10 +125,9 @@ static class NativeShim
     internal static string? SonameOf(byte[] d)
     {
         if (!IsElf64(d)) return null;
-        foreach (var (type, offset, size, strings) in Sections(d).Where(s => s.Type == 6))
-            for (var e = offset; e + 16 <= offset + size; e += 16)
-                if (BinaryPrimitives.ReadInt64LittleEndian(d.AsSpan(e)) == 14)   // DT_SONAME
-                    return String(d, strings + (int)BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(e + 8)));
+        foreach (var (_, offset, size, strings) in Sections(d).Where(s => s.Type == 6))
+            foreach (var e in Entries(d, offset, size).Where(e => e.Tag == 14))   // DT_SONAME
+                return String(d, strings + (int)e.Value);
         return null;
     }
 
@@ -180,14 +180,53 @@ static class NativeShim
 
     static bool RenameSoname(byte[] d, int offset, int size, int strings)
     {
+        var at = Entries(d, offset, size).FirstOrDefault(e => e.Tag == 14);   // DT_SONAME
+        if (at.Tag != 14 || String(d, strings + (int)at.Value) != "lib" + Soname) return false;
+        BinaryPrimitives.WriteUInt64LittleEndian(d.AsSpan(at.At + 8), at.Value + 3);   // the same string, less its "lib"
+        return true;
+    }
+
+    /// <summary>The tag, value and file offset of each entry of a dynamic section.</summary>
+    static IEnumerable<(long Tag, ulong Value, int At)> Entries(byte[] d, int offset, int size)
+    {
         for (var e = offset; e + 16 <= offset + size; e += 16)
+            yield return (BinaryPrimitives.ReadInt64LittleEndian(d.AsSpan(e)), BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(e + 8)), e);
+    }
+
+    /// <summary>
+    /// A library whose soname is <c>torch_cpu.so</c>, made once from <paramref name="folder"/>'s libtorch.so (a stub that
+    /// only links libtorch_cpu.so and the like), in the temp folder. TorchSharp asks for <c>torch_cpu</c> by name when it
+    /// first initialises the CPU device; the .NET loader tries the bare name <c>torch_cpu.so</c> before it probes the app
+    /// folder for <c>libtorch_cpu.so</c>, and glibc answers a bare name with a loaded library of that soname. Loaded beside
+    /// a <c>VRFT_LIBTORCH</c> folder, it keeps the package's libtorch_cpu in the app folder from being mapped as a second
+    /// libtorch, which would register every operator again and abort the process.
+    /// </summary>
+    internal static string TorchCpuAlias(string folder)
+    {
+        var source = Path.Combine(folder, "libtorch.so");
+        var d = File.ReadAllBytes(source);
+        var changed = false;
+        if (IsElf64(d))
+            foreach (var (_, offset, size, strings) in Sections(d).Where(s => s.Type == 6))   // SHT_DYNAMIC
+            {
+                var entries = Entries(d, offset, size).ToList();
+                var needed = entries.FirstOrDefault(e => e.Tag == 1 && String(d, strings + (int)e.Value) == "libtorch_cpu.so");   // DT_NEEDED
+                var soname = entries.FirstOrDefault(e => e.Tag == 14);
+                if (needed.Tag != 1 || soname.Tag != 14) continue;
+                BinaryPrimitives.WriteUInt64LittleEndian(d.AsSpan(soname.At + 8), needed.Value + 3);   // "torch_cpu.so"
+                changed = true;
+            }
+        if (!changed)
+            throw new LibTorchBackendException($"{LibTorchBackend.LibTorchVariable}={folder}: {source} has no soname or does not link libtorch_cpu.so, so TorchSharp "
+                + "could load another libtorch_cpu beside it; point it at a PyTorch install's torch/lib or a libtorch archive's lib/");
+        var path = Path.Combine(Path.GetTempPath(), "vrft-torch-cpu-alias", Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(d))[..16], "torch_cpu.so");
+        if (!File.Exists(path))
         {
-            if (BinaryPrimitives.ReadInt64LittleEndian(d.AsSpan(e)) != 14) continue;   // DT_SONAME
-            var name = BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(e + 8));
-            if (String(d, strings + (int)name) != "lib" + Soname) return false;
-            BinaryPrimitives.WriteUInt64LittleEndian(d.AsSpan(e + 8), name + 3);   // the same string, less its "lib"
-            return true;
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var tmp = $"{path}.{Environment.ProcessId}.tmp";
+            File.WriteAllBytes(tmp, d);
+            File.Move(tmp, path, overwrite: true);
         }
-        return false;
+        return path;
     }
 }
